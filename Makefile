@@ -1,0 +1,21 @@
+# One way to test, the same everywhere: `make test` installs what is missing (Debian packages,
+# the virtual environments, the instance image) and runs every stage in tools/stages/, ending
+# with one line "N passed, N failed". `make STAGE` runs one stage (sanity, units, lint, ...).
+SHELL := /bin/bash
+PYTHON := .venv/bin/python
+STAGES := $(patsubst tools/stages/%.sh,%,$(wildcard tools/stages/[0-9][0-9]-*.sh))
+STAGE_NAMES := $(foreach s,$(STAGES),$(word 2,$(subst -, ,$(s))))
+
+.PHONY: test bootstrap clean $(STAGE_NAMES)
+
+test: bootstrap
+	$(PYTHON) tools/run_tests.py
+
+bootstrap:
+	@bash tools/bootstrap.sh
+
+$(STAGE_NAMES): bootstrap
+	$(PYTHON) tools/run_tests.py $@
+
+clean:
+	rm -rf .cache .test-results tests/output

@@ -1,0 +1,24 @@
+# Shared by the stage scripts: paths and environment. Sourced, not run.
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export CONTAINERS_CONF=$ROOT/tools/containers.conf
+export ANSIBLE_COLLECTIONS_PATH=$ROOT/.cache/collections
+export ALIBABA_CLOUD_ECS_METADATA_DISABLED=true
+export ALIBABA_CLOUD_CLI_PROFILE_DISABLED=true
+COLLECTION=$ANSIBLE_COLLECTIONS_PATH/ansible_collections/sshkeys/ecs
+VENV=$ROOT/.venv
+VENV_NEW=$ROOT/.venv-2.21
+: "${STAGE_RESULTS:=$ROOT/.test-results/manual}"
+mkdir -p "$STAGE_RESULTS"
+
+# Copies the files git knows (tracked, or new and not ignored) into a fresh
+# ansible_collections/sshkeys/ecs tree outside the checkout and prints its path: ansible-test
+# wants the collection there, and inside a git work tree it would only see what git tracks.
+# Each call gets its own directory, so that runs in parallel do not disturb each other.
+copy_collection() {
+  local top dest
+  top=$(mktemp -d "${TMPDIR:-/tmp}/sshkeys-ecs.XXXXXX")
+  dest=$top/ansible_collections/sshkeys/ecs
+  mkdir -p "$dest"
+  (cd "$ROOT" && git ls-files -co --exclude-standard -z | tar --null --ignore-failed-read -T - -cf - 2>/dev/null) | tar -xf - -C "$dest"
+  echo "$dest"
+}
