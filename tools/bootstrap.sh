@@ -8,7 +8,6 @@
 #   - the ansible_collections/sshkeys/ecs layout that ansible-test and ansible expect.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
 
 log() { printf '[bootstrap] %s\n' "$*"; }
 

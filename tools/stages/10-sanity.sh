@@ -1,17 +1,18 @@
+#!/usr/bin/env bash
 # ansible-test sanity, every test, on the oldest (2.19, Python 3.11) and newest (2.21, Python
 # 3.13) ansible-core we support. tests/sanity/ holds no ignore entries.
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
 status=0
 run_sanity() {
-  local label=$1 venv=$2 python=$3 dest log
-  if [ ! -x "$venv/bin/ansible-test" ]; then
-    echo "sanity $label: $venv is missing, skipped"; return 0
+  local label=$1 env_dir=$2 python=$3 dest log
+  if [ ! -x "$env_dir/bin/ansible-test" ]; then
+    echo "sanity $label: $env_dir is missing, skipped"; return 0
   fi
   dest=$(copy_collection)
   log=$STAGE_RESULTS/sanity-$label.log
-  echo "--- ansible-test sanity with $("$venv/bin/ansible" --version | head -1), Python $python"
-  (cd "$dest" && "$venv/bin/ansible-test" sanity --local --python "$python" --color no 2>&1) |
+  echo "--- ansible-test sanity with $("$env_dir/bin/ansible" --version | head -1), Python $python"
+  (cd "$dest" && "$env_dir/bin/ansible-test" sanity --local --python "$python" --color no 2>&1) |
     grep -v 'is ignored: it is neither' | tee "$log" | grep -E '^(Running sanity test|ERROR|WARNING: Skipping|[^ ]+\.(py|yml|yaml|sh|md):)' 
   local code=${PIPESTATUS[0]}
   "$VENV/bin/python" "$ROOT/tools/sanity_junit.py" "$label" "$log" "$STAGE_RESULTS/sanity-$label.xml"

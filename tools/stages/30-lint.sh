@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # ansible-lint (production profile, .ansible-lint) on the roles and playbooks.
 set -uo pipefail
 source "$(dirname "$0")/common.sh"

@@ -1,12 +1,13 @@
+#!/usr/bin/env bash
 # Shared by the stage scripts: paths and environment. Sourced, not run.
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export ROOT; ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export CONTAINERS_CONF=$ROOT/tools/containers.conf
 export ANSIBLE_COLLECTIONS_PATH=$ROOT/.cache/collections
 export ALIBABA_CLOUD_ECS_METADATA_DISABLED=true
 export ALIBABA_CLOUD_CLI_PROFILE_DISABLED=true
-COLLECTION=$ANSIBLE_COLLECTIONS_PATH/ansible_collections/sshkeys/ecs
-VENV=$ROOT/.venv
-VENV_NEW=$ROOT/.venv-2.21
+export COLLECTION=$ANSIBLE_COLLECTIONS_PATH/ansible_collections/sshkeys/ecs
+export VENV=$ROOT/.venv
+export VENV_NEW=$ROOT/.venv-2.21
 : "${STAGE_RESULTS:=$ROOT/.test-results/manual}"
 mkdir -p "$STAGE_RESULTS"
 
