@@ -1,0 +1,522 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the sshkeys.ecs collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Private to the sshkeys.ecs collection: a signed RPC client for the ECS API (standard library only)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import random
+import socket
+import ssl
+import time
+import uuid
+from datetime import datetime, timezone
+from urllib.parse import quote, urlsplit
+
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Tuple
+
+API_VERSION = "2014-05-26"
+USER_AGENT = "sshkeys.ecs/0.1.0"
+SIGNATURE_V3 = "v3"
+SIGNATURE_V1 = "v1"
+V3_ALGORITHM = "ACS3-HMAC-SHA256"
+# SHA-256 of the empty body: every request of this client sends its parameters in the query.
+EMPTY_BODY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+# The largest page each Describe action allows (shared API facts): fewer round trips.
+MAX_PAGE_SIZE = {"DescribeKeyPairs": 50, "DescribeInstances": 100}
+# The most items one JSON-array parameter may hold.
+MAX_KEY_PAIR_NAMES = 100
+MAX_INSTANCE_IDS = 50
+MAX_DESCRIBE_INSTANCE_IDS = 100
+
+# Codes that mean "try again later": the service did not act on the request.
+RETRYABLE_CODES = frozenset(("ServiceUnavailable", "InternalError", "SignatureNonceUsed"))
+
+
+class EcsApiError(Exception):
+    """One failed API call: the service's error code, its message, the request id and HTTP status.
+
+    Transport problems (connection refused, timeouts, replies that are not JSON) are reported
+    with a code of our own (``ConnectionError``, ``Timeout``, ``MalformedResponse``) so callers
+    handle one type.
+    """
+
+    def __init__(self, *, code: str, message: str, request_id: Optional[str] = None,
+                 http_status: Optional[int] = None, action: Optional[str] = None,
+                 sent: bool = True) -> None:
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.http_status = http_status
+        self.action = action
+        # False when the request surely never reached the service (nothing was acted on).
+        self.sent = sent
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        where = f"{self.action} failed" if self.action else "ECS API call failed"
+        status = f", HTTP {self.http_status}" if self.http_status else ""
+        request = f", request id {self.request_id}" if self.request_id else ""
+        return f"{where}: {self.code}: {self.message}{status}{request}"
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "message": self.message, "request_id": self.request_id,
+                "http_status": self.http_status, "action": self.action}
+
+
+class Credentials:
+    """AccessKey pair plus an optional STS token. ``repr`` never shows the secret."""
+
+    def __init__(self, access_key_id: str, access_key_secret: str, security_token: Optional[str] = None) -> None:
+        self.access_key_id = access_key_id
+        self.access_key_secret = access_key_secret
+        self.security_token = security_token or None
+
+    def __repr__(self) -> str:
+        return f"Credentials(access_key_id={self.access_key_id!r}, access_key_secret=***)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Signing (pure functions: the tests compare them with the official SDKs).
+
+
+def percent_encode(value: str) -> str:
+    """RFC 3986 encoding of UTF-8: only A-Z a-z 0-9 - _ . ~ stay; space becomes %20."""
+    return quote(str(value), safe="~", encoding="utf-8")
+
+
+def canonical_query(params: Mapping[str, str]) -> str:
+    """Parameters sorted by name (byte order), names and values encoded, joined by '&'."""
+    items = sorted((str(k), str(v)) for k, v in params.items() if v is not None)
+    return "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in items)
+
+
+def sign_v1(method: str, params: Mapping[str, str], secret: str) -> str:
+    """HMAC-SHA1 signature (SignatureVersion 1.0) over every parameter except Signature."""
+    query = canonical_query({k: v for k, v in params.items() if k != "Signature"})
+    string_to_sign = f"{method.upper()}&{percent_encode('/')}&{percent_encode(query)}"
+    digest = hmac.new((secret + "&").encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def canonical_headers(headers: Mapping[str, str]) -> Tuple[str, str]:
+    """(canonical header block, signed header list) from the headers to sign."""
+    lowered = sorted((name.lower().strip(), str(value).strip()) for name, value in headers.items())
+    block = "".join(f"{name}:{value}\n" for name, value in lowered)
+    return block, ";".join(name for name, _value in lowered)
+
+
+def v3_canonical_request(method: str, path: str, query: Mapping[str, str],
+                         signed: Mapping[str, str], body_sha256: str) -> Tuple[str, str]:
+    block, names = canonical_headers(signed)
+    canonical = "\n".join((method.upper(), path or "/", canonical_query(query), block, names, body_sha256))
+    return canonical, names
+
+
+def sign_v3(method: str, path: str, query: Mapping[str, str], signed: Mapping[str, str],
+            body_sha256: str, secret: str) -> Tuple[str, str]:
+    """(hex signature, signed header names) of ACS3-HMAC-SHA256."""
+    canonical, names = v3_canonical_request(method, path, query, signed, body_sha256)
+    string_to_sign = f"{V3_ALGORITHM}\n{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}"
+    signature = hmac.new(secret.encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    return signature, names
+
+
+def utc_timestamp(now: Optional[float] = None) -> str:
+    moment = datetime.fromtimestamp(time.time() if now is None else now, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_nonce() -> str:
+    return uuid.uuid4().hex
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters.
+
+
+def json_list(values: Sequence[str]) -> str:
+    """The JSON array string the API wants for KeyPairNames / InstanceIds."""
+    return json.dumps(list(values), separators=(",", ":"))
+
+
+def tag_params(tags: Optional[Mapping[str, str]], prefix: str = "Tag") -> dict:
+    """{'k': 'v'} -> {'Tag.1.Key': 'k', 'Tag.1.Value': 'v'} in a stable order."""
+    params = {}
+    for index, key in enumerate(sorted(tags or {}), start=1):
+        params[f"{prefix}.{index}.Key"] = key
+        params[f"{prefix}.{index}.Value"] = "" if tags[key] is None else str(tags[key])
+    return params
+
+
+def stringify(params: Optional[Mapping[str, Any]]) -> dict:
+    """Drop None, render booleans the way the API spells them, everything else as str."""
+    out = {}
+    for key, value in (params or {}).items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif isinstance(value, (list, tuple)):
+            out[key] = json_list(value)
+        else:
+            out[key] = str(value)
+    return out
+
+
+def chunks(values: Sequence[Any], size: int) -> Iterator[list]:
+    values = list(values)
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def dig(reply: Mapping[str, Any], path: Sequence[str], action: str = "") -> list:
+    """The list at path (e.g. ('KeyPairs', 'KeyPair')); a missing level is a malformed reply.
+
+    An empty list may be sent as missing inner key or as an empty object, which both mean 'none'.
+    """
+    node: Any = reply
+    for depth, key in enumerate(path):
+        if not isinstance(node, dict):
+            raise EcsApiError(code="MalformedResponse", action=action or None,
+                              request_id=reply.get("RequestId") if isinstance(reply, dict) else None,
+                              message=f"expected an object at {'.'.join(path[:depth]) or 'the top'}")
+        if key not in node:
+            if depth == 0:
+                raise EcsApiError(code="MalformedResponse", action=action or None,
+                                  request_id=reply.get("RequestId"),
+                                  message=f"the reply has no {key!r} field")
+            return []
+        node = node[key]
+    if node is None:
+        return []
+    if not isinstance(node, list):
+        raise EcsApiError(code="MalformedResponse", action=action or None, request_id=reply.get("RequestId"),
+                          message=f"{'.'.join(path)} is not a list")
+    return node
+
+
+# ---------------------------------------------------------------------------------------------
+# Endpoint and transport.
+
+
+def parse_endpoint(endpoint: Optional[str], region: str) -> Tuple[str, str, Optional[int]]:
+    """(scheme, host, port) from a URL ('http://127.0.0.1:8080'), a host[:port], or the region."""
+    if not endpoint:
+        return "https", f"ecs.{region}.aliyuncs.com", None
+    text = endpoint.strip()
+    if "://" not in text:
+        text = "https://" + text
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"ecs_endpoint {endpoint!r} is neither a host name nor an http(s) URL")
+    if parts.path not in ("", "/") or parts.query or parts.username:
+        raise ValueError(f"ecs_endpoint {endpoint!r} must be a bare host or scheme://host[:port]")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"ecs_endpoint {endpoint!r} has an invalid port") from exc
+    return parts.scheme, parts.hostname, port
+
+
+def host_header(scheme: str, host: str, port: Optional[int]) -> str:
+    if port is None or (scheme, port) in (("https", 443), ("http", 80)):
+        return host
+    return f"{host}:{port}"
+
+
+class HttpReply:
+    def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = {k.lower(): v for k, v in headers.items()}
+        self.body = body
+
+
+class TransportError(Exception):
+    """A request that got no HTTP reply. ``sent`` is False when it surely never left."""
+
+    def __init__(self, message: str, *, timeout: bool = False, sent: bool = True) -> None:
+        super().__init__(message)
+        self.timeout = timeout
+        self.sent = sent
+
+
+def http_transport(method: str, scheme: str, host: str, port: Optional[int], target: str,
+                   headers: Mapping[str, str], body: bytes, timeout: float,
+                   context: Optional[ssl.SSLContext]) -> HttpReply:
+    """One request with http.client; raises TransportError for anything without an HTTP reply."""
+    if scheme == "https":
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        try:
+            conn.connect()
+        except ssl.SSLCertVerificationError:
+            raise  # a bad certificate is not transient: never retried
+        except socket.timeout as exc:
+            raise TransportError(f"timed out connecting to {host}", timeout=True, sent=False) from exc
+        except OSError as exc:
+            raise TransportError(f"cannot connect to {host}: {exc.strerror or exc}", sent=False) from exc
+        try:
+            conn.request(method, target, body=body, headers=dict(headers))
+            response = conn.getresponse()
+            return HttpReply(response.status, dict(response.getheaders()), response.read())
+        except socket.timeout as exc:
+            raise TransportError(f"timed out waiting for {host}", timeout=True) from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise TransportError(f"connection to {host} failed: {type(exc).__name__}") from exc
+    finally:
+        conn.close()
+
+
+def make_ssl_context(validate_certs: bool, ca_file: Optional[str] = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=ca_file)
+    if not validate_certs:
+        # Only when the user explicitly turned verification off.
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+# ---------------------------------------------------------------------------------------------
+# Retry policy.
+
+
+def is_retryable(error: EcsApiError, idempotent: bool = True) -> bool:
+    """Whether another try may succeed and cannot do harm.
+
+    A non-idempotent call (CreateKeyPair) is retried only when the service surely did not act:
+    throttling, 503, or a request that never left. A reply lost after sending could mean the
+    key pair was created and its private key is gone; the caller must decide, not a blind retry.
+    """
+    if error.code == "SSLError":
+        return False  # a certificate problem does not go away by itself
+    if not error.sent:
+        return True
+    code = error.code or ""
+    throttled = "Throttling" in code or error.http_status == 429
+    if throttled or code == "ServiceUnavailable" or error.http_status == 503:
+        return True
+    if not idempotent:
+        return False
+    if code in RETRYABLE_CODES or code in ("ConnectionError", "Timeout"):
+        return True
+    return error.http_status is not None and error.http_status >= 500 and code != "MalformedResponse"
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: Callable[[], float] = random.random) -> float:
+    """Full jitter: a random delay in [0, min(cap, base * 2**attempt)] so clients spread out."""
+    return min(cap, base * (2 ** attempt)) * rng()
+
+
+# ---------------------------------------------------------------------------------------------
+# The client.
+
+
+class EcsClient:
+    """Signs, sends, retries and pages ECS RPC calls. One instance per module run."""
+
+    def __init__(self, credentials: Credentials, region: str, endpoint: Optional[str] = None, *,
+                 signature_version: str = SIGNATURE_V3, timeout: float = 30.0, retries: int = 5,
+                 backoff_base: float = 0.5, backoff_cap: float = 20.0, validate_certs: bool = True,
+                 ca_file: Optional[str] = None, transport: Callable[..., HttpReply] = http_transport,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
+                 nonce: Callable[[], str] = new_nonce) -> None:
+        if signature_version not in (SIGNATURE_V3, SIGNATURE_V1):
+            raise ValueError(f"unknown signature version {signature_version!r} (use v3 or v1)")
+        if not region:
+            raise ValueError("a region is required")
+        self.credentials = credentials
+        self.region = region
+        self.scheme, self.host, self.port = parse_endpoint(endpoint, region)
+        self.signature_version = signature_version
+        self.timeout = timeout
+        self.retries = max(0, int(retries))
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self._context = make_ssl_context(validate_certs, ca_file) if self.scheme == "https" else None
+        self._transport = transport
+        self._sleep = sleep
+        self._clock = clock
+        self._nonce = nonce
+        self.calls = 0  # requests sent, retries included (benchmarks count them)
+        self.actions: list = []  # action names in order, one per request sent
+
+    # -- building requests ------------------------------------------------------------------
+
+    def build_request(self, action: str, params: Mapping[str, Any]) -> Tuple[str, dict, bytes]:
+        """(request target, headers, body) for one try: fresh nonce and timestamp each call."""
+        business = stringify(params)
+        business.setdefault("RegionId", self.region)
+        host = host_header(self.scheme, self.host, self.port)
+        if self.signature_version == SIGNATURE_V1:
+            return self._build_v1(action, business, host)
+        return self._build_v3(action, business, host)
+
+    def _build_v3(self, action: str, business: dict, host: str) -> Tuple[str, dict, bytes]:
+        signed = {
+            "host": host,
+            "x-acs-action": action,
+            "x-acs-version": API_VERSION,
+            "x-acs-date": utc_timestamp(self._clock()),
+            "x-acs-signature-nonce": self._nonce(),
+            "x-acs-content-sha256": EMPTY_BODY_SHA256,
+        }
+        if self.credentials.security_token:
+            signed["x-acs-security-token"] = self.credentials.security_token
+        signature, names = sign_v3("POST", "/", business, signed, EMPTY_BODY_SHA256,
+                                   self.credentials.access_key_secret)
+        headers = dict(signed)
+        headers["authorization"] = (f"{V3_ALGORITHM} Credential={self.credentials.access_key_id},"
+                                    f"SignedHeaders={names},Signature={signature}")
+        headers["accept"] = "application/json"
+        headers["user-agent"] = USER_AGENT
+        query = canonical_query(business)
+        return "/?" + query if query else "/", headers, b""
+
+    def _build_v1(self, action: str, business: dict, host: str) -> Tuple[str, dict, bytes]:
+        params = dict(business)
+        params.update({
+            "Action": action,
+            "Version": API_VERSION,
+            "Format": "JSON",
+            "AccessKeyId": self.credentials.access_key_id,
+            "SignatureMethod": "HMAC-SHA1",
+            "SignatureVersion": "1.0",
+            "SignatureNonce": self._nonce(),
+            "Timestamp": utc_timestamp(self._clock()),
+        })
+        if self.credentials.security_token:
+            params["SecurityToken"] = self.credentials.security_token
+        params["Signature"] = sign_v1("POST", params, self.credentials.access_key_secret)
+        headers = {"host": host, "accept": "application/json", "user-agent": USER_AGENT}
+        return "/?" + canonical_query(params), headers, b""
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def _send_once(self, action: str, params: Mapping[str, Any]) -> dict:
+        target, headers, body = self.build_request(action, params)
+        self.calls += 1
+        self.actions.append(action)
+        try:
+            reply = self._transport("POST", self.scheme, self.host, self.port, target, headers, body,
+                                    self.timeout, self._context)
+        except TransportError as exc:
+            raise EcsApiError(code="Timeout" if exc.timeout else "ConnectionError", message=str(exc),
+                              action=action, sent=exc.sent) from None
+        except ssl.SSLError as exc:
+            raise EcsApiError(code="SSLError", action=action, sent=False,
+                              message=f"TLS with {self.host} failed: {exc.reason or exc}") from None
+        return parse_reply(action, reply)
+
+    def call(self, action: str, params: Optional[Mapping[str, Any]] = None, *, idempotent: bool = True) -> dict:
+        """One API action with retries; returns the reply object or raises EcsApiError."""
+        attempt = 0
+        while True:
+            try:
+                return self._send_once(action, params or {})
+            except EcsApiError as error:
+                if attempt >= self.retries or not is_retryable(error, idempotent):
+                    raise
+                self._sleep(backoff_delay(attempt, self.backoff_base, self.backoff_cap))
+                attempt += 1
+
+    def paginate(self, action: str, params: Optional[Mapping[str, Any]], path: Sequence[str],
+                 page_size: Optional[int] = None) -> Iterator[dict]:
+        """Every item of every page, using the largest page the action allows."""
+        size = page_size or MAX_PAGE_SIZE.get(action, 50)
+        page = 1
+        seen = 0
+        while True:
+            query = dict(params or {})
+            query.update({"PageNumber": page, "PageSize": size})
+            reply = self.call(action, query)
+            items = dig(reply, path, action)
+            for item in items:
+                yield item
+            seen += len(items)
+            total = reply.get("TotalCount")
+            if not isinstance(total, int):
+                raise EcsApiError(code="MalformedResponse", action=action, request_id=reply.get("RequestId"),
+                                  message="the reply has no integer TotalCount")
+            if not items or seen >= total or len(items) < size:
+                return
+            page += 1
+
+    # -- helpers shared by the modules ------------------------------------------------------
+
+    def describe_key_pairs(self, *, name: Optional[str] = None, fingerprint: Optional[str] = None,
+                           resource_group_id: Optional[str] = None, tags: Optional[Mapping[str, str]] = None,
+                           include_public_key: bool = True) -> list:
+        params: dict = {"KeyPairName": name, "KeyPairFingerPrint": fingerprint,
+                        "ResourceGroupId": resource_group_id, "IncludePublicKey": include_public_key}
+        params.update(tag_params(tags))
+        return list(self.paginate("DescribeKeyPairs", params, ("KeyPairs", "KeyPair")))
+
+    def get_key_pair(self, name: str, include_public_key: bool = True) -> Optional[dict]:
+        """The key pair of exactly this name, or None (absent is not an error for a read)."""
+        try:
+            found = self.describe_key_pairs(name=name, include_public_key=include_public_key)
+        except EcsApiError as error:
+            if error.code in ("InvalidKeyPair.NotFound", "InvalidKeyPairName.NotFound"):
+                return None
+            raise
+        for item in found:
+            if isinstance(item, dict) and item.get("KeyPairName") == name:
+                return item
+        return None
+
+    def describe_instances(self, *, instance_ids: Optional[Sequence[str]] = None,
+                           key_pair_name: Optional[str] = None, extra: Optional[Mapping[str, Any]] = None) -> list:
+        """Every instance matching the filters; instance ids go in JSON arrays of at most 100."""
+        base = dict(extra or {})
+        if key_pair_name is not None:
+            base["KeyPairName"] = key_pair_name
+        path = ("Instances", "Instance")
+        if instance_ids is None:
+            return list(self.paginate("DescribeInstances", base, path))
+        found = []
+        for group in chunks(instance_ids, MAX_DESCRIBE_INSTANCE_IDS):
+            query = dict(base, InstanceIds=json_list(group))
+            found.extend(self.paginate("DescribeInstances", query, path))
+        return found
+
+    def instances_holding(self, key_pair_name: str) -> list:
+        """Instances that show this key pair name (DescribeInstances by KeyPairName)."""
+        return [item for item in self.describe_instances(key_pair_name=key_pair_name)
+                if isinstance(item, dict) and item.get("KeyPairName", key_pair_name) == key_pair_name]
+
+
+def parse_reply(action: str, reply: HttpReply) -> dict:
+    """The JSON object of a reply, or EcsApiError for API errors and malformed replies."""
+    header_request_id = reply.headers.get("x-acs-request-id")
+    try:
+        data = json.loads(reply.body.decode("utf-8")) if reply.body else None
+    except (UnicodeDecodeError, ValueError):
+        data = None
+    if not isinstance(data, dict):
+        code = "MalformedResponse"
+        if reply.status >= 500 or reply.status == 429:
+            code = "ServiceUnavailable" if reply.status in (502, 503, 504) else f"HTTP{reply.status}"
+            if reply.status == 429:
+                code = "Throttling"
+        raise EcsApiError(code=code, action=action, http_status=reply.status, request_id=header_request_id,
+                          message=f"the reply is not a JSON object ({len(reply.body)} bytes, "
+                                  f"content type {reply.headers.get('content-type', 'unknown')})")
+    request_id = data.get("RequestId") or header_request_id
+    if reply.status >= 300:
+        raise EcsApiError(code=str(data.get("Code") or f"HTTP{reply.status}"),
+                          message=str(data.get("Message") or "no message"),
+                          request_id=request_id, http_status=reply.status, action=action)
+    if not request_id:
+        raise EcsApiError(code="MalformedResponse", action=action, http_status=reply.status,
+                          message="the reply carries no RequestId")
+    return data
