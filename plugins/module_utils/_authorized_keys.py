@@ -77,6 +77,7 @@ VALUED_OPTIONS = frozenset(
 _KEY_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._+]*-[A-Za-z0-9@._+-]*$")  # every key type has a dash
 _BASE64_RE = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 _WHITESPACE = " \t"
+_BASE64_BODY_RE = re.compile(r"^[A-Za-z0-9+/=]{16,}$")
 
 LOCK_TIMEOUT = 60.0
 
@@ -405,6 +406,28 @@ class AuthorizedKeys:
 
     def invalid(self) -> List[KeyLine]:
         return [line for line in self.lines if line.kind == "invalid"]
+
+    def sensitive(self) -> List[bool]:
+        """For each line, whether its text must never be shown (private key material).
+
+        A marker line is not enough: the body lines of a PEM or PuTTY block are plain base64 and
+        look like nothing in particular, so whole blocks count, and so does any unreadable line
+        that is nothing but base64.
+        """
+        flags = []
+        in_block = False
+        for line in self.lines:
+            text = line.raw.strip()
+            starts = text.startswith("-----BEGIN") or text.startswith("---- BEGIN") or text.startswith("PuTTY-User-Key-File")
+            if line.kind == "invalid" and (starts or looks_like_private_key(line.raw)):
+                in_block = True
+            flag = line.kind == "invalid" and (in_block or looks_like_private_key(line.raw)
+                                               or bool(_BASE64_BODY_RE.match(text)))
+            flags.append(flag)
+            if in_block and (text.startswith("-----END") or text.startswith("---- END")
+                             or text.startswith("Private-MAC") or line.kind != "invalid"):
+                in_block = False
+        return flags
 
     def find(self, identity: str) -> List[KeyLine]:
         """Every key line for ``identity`` (``"type base64"``, any base64 padding form)."""

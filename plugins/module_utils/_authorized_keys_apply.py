@@ -1,0 +1,449 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the sshkeys.ecs collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Private to the sshkeys.ecs collection: desired-state logic of the authorized_keys modules.
+
+Turns the ``keys`` option into validated entries, works out the new file content from the
+current one (``plan``), and runs one task end to end (``apply``): read without a lock, plan,
+and only when something changes take the lock, read again, plan again and write once. The
+second read matters: another run may have written in between, and its keys must survive.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import (
+    AuthorizedKeys,
+    AuthorizedKeysError,
+    ContextHook,
+    KeyLine,
+    KeysFile,
+    make_key_line,
+    parse_key_line,
+    read_keys_file,
+    validate_options,
+)
+
+ENTRY_FIELDS = frozenset(("key", "options", "comment", "state", "replaces"))
+WITHHELD = "# (line withheld: it looks like private key material)"
+
+
+class KeysInputError(ValueError):
+    """Bad ``keys`` input; the message names the entry by index, never by content."""
+
+
+@dataclass
+class Entry:
+    """One wanted key. ``options``/``comment`` of ``None`` mean "leave as the file has it"."""
+
+    index: str
+    line: KeyLine
+    state: str = "present"
+    options: Optional[str] = None
+    comment: Optional[str] = None
+    replaces: Optional[KeyLine] = None
+
+    @property
+    def identity(self) -> str:
+        return self.line.identity()
+
+
+# --------------------------------------------------------------------------------------------
+# Input
+# --------------------------------------------------------------------------------------------
+
+def _parse(text: Any, where: str) -> KeyLine:
+    if not isinstance(text, str):
+        raise KeysInputError(f"{where}: a key must be a string, not {type(text).__name__}")
+    try:
+        return parse_key_line(text)
+    except AuthorizedKeysError as exc:
+        raise KeysInputError(f"{where}: {exc}") from None
+
+
+def _optional_text(value: Any, where: str, name: str) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise KeysInputError(f"{where}: {name} must be a string")
+    if "\n" in value or "\r" in value:
+        raise KeysInputError(f"{where}: {name} must be on one line")
+    return value.strip()
+
+
+def _entry_from_dict(item: Dict[str, Any], where: str) -> Entry:
+    unknown = sorted(set(item) - ENTRY_FIELDS)
+    if unknown:
+        raise KeysInputError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(ENTRY_FIELDS))}")
+    if "key" not in item:
+        raise KeysInputError(f"{where}: 'key' is required")
+    line = _parse(item["key"], where)
+    state = item.get("state") or "present"
+    if state not in ("present", "absent"):
+        raise KeysInputError(f"{where}: state must be present or absent")
+    options = _optional_text(item.get("options"), where, "options")
+    if options:
+        try:
+            validate_options(options)
+        except AuthorizedKeysError as exc:
+            raise KeysInputError(f"{where}: {exc}") from None
+    elif options is None and line.options:
+        options = line.options
+    comment = _optional_text(item.get("comment"), where, "comment")
+    if comment is None and line.comment:
+        comment = line.comment
+    replaces = None
+    if item.get("replaces") is not None:
+        if state != "present":
+            raise KeysInputError(f"{where}: 'replaces' needs state present")
+        replaces = _parse(item["replaces"], f"{where}.replaces")
+        if replaces.identity() == line.identity():
+            raise KeysInputError(f"{where}: a key cannot replace itself")
+    return Entry(index=where, line=line, state=state, options=options, comment=comment, replaces=replaces)
+
+
+def _entries_from_text(text: str, where: str) -> List[Entry]:
+    entries = []
+    lines = text.splitlines()
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        label = where if len(lines) == 1 else f"{where} line {number}"
+        line = _parse(raw, label)
+        entries.append(Entry(index=label, line=line, options=line.options, comment=line.comment))
+    return entries
+
+
+def normalise_keys(keys: List[Any]) -> List[Entry]:
+    """Validate the ``keys`` option. A string may hold several lines (one key each, ``#`` comments
+    and blank lines ignored); a dict is one key with ``options``, ``comment``, ``state`` and
+    ``replaces``. Raises ``KeysInputError`` naming the entry (``keys[3]``), never its text."""
+    if keys is None:
+        return []
+    if not isinstance(keys, list):
+        raise KeysInputError("keys must be a list")
+    entries: List[Entry] = []
+    for position, item in enumerate(keys):
+        where = f"keys[{position}]"
+        if isinstance(item, dict):
+            entries.append(_entry_from_dict(item, where))
+        elif isinstance(item, str):
+            entries.extend(_entries_from_text(item, where))
+        else:
+            raise KeysInputError(f"{where}: must be a key line or a dict with 'key'")
+    _check_conflicts(entries)
+    return entries
+
+
+def _check_conflicts(entries: List[Entry]) -> None:
+    present = {e.identity: e.index for e in entries if e.state == "present"}
+    for entry in entries:
+        if entry.state == "absent" and entry.identity in present:
+            raise KeysInputError(f"{entry.index}: the same key is also wanted present ({present[entry.identity]})")
+        if entry.replaces is not None and entry.replaces.identity() in present:
+            raise KeysInputError(
+                f"{entry.index}: the key it replaces is also wanted present ({present[entry.replaces.identity()]})")
+
+
+# --------------------------------------------------------------------------------------------
+# Planning
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Plan:
+    """The new file and what changed, by SHA256 fingerprint."""
+
+    model: AuthorizedKeys
+    added: List[str] = field(default_factory=list)
+    removed: List[str] = field(default_factory=list)
+    changed: List[str] = field(default_factory=list)
+    replaced: List[Dict[str, str]] = field(default_factory=list)
+    removed_invalid_lines: List[int] = field(default_factory=list)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.added or self.removed or self.changed or self.removed_invalid_lines)
+
+
+def fingerprint(line: KeyLine) -> str:
+    key = line.public_key()
+    return key.fingerprint("sha256") if key is not None else "unknown"
+
+
+def _rebuild(line: KeyLine, options: Optional[str], comment: Optional[str]) -> KeyLine:
+    return make_key_line(line.key_type, line.key_base64, comment, options)
+
+
+def _apply_comment(model: AuthorizedKeys, line: KeyLine, entry: Entry, plan: Plan) -> KeyLine:
+    if entry.comment is None or (line.comment or "") == entry.comment:
+        return line
+    new = model.replace_line(line, _rebuild(line, line.options, entry.comment or None))
+    plan.changed.append(fingerprint(new))
+    return new
+
+
+def _replace(model: AuthorizedKeys, entry: Entry, plan: Plan, replace_missing: str) -> None:
+    old_lines = model.find(entry.replaces.identity())
+    new_lines = model.find(entry.identity)
+    if not old_lines:
+        if new_lines or replace_missing == "add":
+            return  # already replaced earlier, or asked to add anyway: normal matching follows
+        raise KeysInputError(
+            f"{entry.index}: the key to replace ({fingerprint(entry.replaces)}) is not in the file, nor is the new "
+            f"key ({fingerprint(entry.line)}); set replace_missing=add to add the new key anyway")
+    for old in old_lines:
+        plan.removed.append(fingerprint(old))
+        options = entry.options if entry.options is not None else old.options
+        if any((line.options or "") == (options or "") for line in model.find(entry.identity)):
+            model.remove(old)  # the new key already has this line: just drop the old one
+            continue
+        comment = entry.comment if entry.comment is not None else old.comment
+        new = model.replace_line(old, _rebuild(entry.line, options, comment))
+        plan.added.append(fingerprint(new))
+        plan.replaced.append({"old": fingerprint(old), "new": fingerprint(new)})
+
+
+def _match_group(model: AuthorizedKeys, identity: str, group: List[Entry], exclusive: bool, plan: Plan) -> None:
+    """Make the lines of one key match the entries that name it (see the module docs)."""
+    existing = model.find(identity)
+    unmatched = list(existing)
+    pending: List[Entry] = []
+
+    def take(predicate) -> Optional[KeyLine]:
+        for line in unmatched:
+            if predicate(line):
+                unmatched.remove(line)
+                return line
+        return None
+
+    # Exact option matches first, then entries that leave options alone, then option rewrites.
+    for entry in [e for e in group if e.options is not None]:
+        line = take(lambda candidate, e=entry: (candidate.options or "") == e.options)
+        if line is None:
+            pending.append(entry)
+        else:
+            _apply_comment(model, line, entry, plan)
+    for entry in [e for e in group if e.options is None]:
+        line = take(lambda candidate: True)
+        if line is None:
+            pending.append(entry)
+        else:
+            _apply_comment(model, line, entry, plan)
+    for entry in pending:
+        line = take(lambda candidate: True) if entry.options is not None else None
+        comment = entry.comment if entry.comment is not None else (line.comment if line else None)
+        if line is not None:
+            new = model.replace_line(line, _rebuild(line, entry.options or None, comment))
+            plan.changed.append(fingerprint(new))
+        else:
+            new = model.append(_rebuild(entry.line, entry.options or None, comment))
+            plan.added.append(fingerprint(new))
+    if exclusive:
+        for line in unmatched:
+            model.remove(line)
+            plan.removed.append(fingerprint(line))
+
+
+def plan(current: AuthorizedKeys, entries: List[Entry], exclusive: bool = False,
+         replace_missing: str = "fail") -> Plan:
+    """Apply ``entries`` to a copy of ``current``; the original model is not modified."""
+    model = current.copy()
+    result = Plan(model=model)
+    for entry in entries:
+        if entry.replaces is not None:
+            _replace(model, entry, result, replace_missing)
+    for entry in entries:
+        if entry.state == "absent":
+            for line in model.remove_key(entry.identity):
+                result.removed.append(fingerprint(line))
+    groups: Dict[str, List[Entry]] = {}
+    for entry in entries:
+        if entry.state == "present":
+            group = groups.setdefault(entry.identity, [])
+            if not any(e.options == entry.options and e.comment == entry.comment for e in group):
+                group.append(entry)
+    for identity, group in groups.items():
+        _match_group(model, identity, group, exclusive, result)
+    if exclusive:
+        # Everything not listed goes, including lines we cannot read: sshd might read them.
+        for line in list(model.lines):
+            if line.kind == "key" and line.identity() not in groups:
+                model.remove(line)
+                result.removed.append(fingerprint(line))
+            elif line.kind == "invalid":
+                model.remove(line)
+                result.removed_invalid_lines.append(line.number or 0)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Running one task
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Target:
+    user: str
+    uid: int
+    gid: int
+    home: str
+    path: str
+
+
+def resolve_target(user: str, path: Optional[str]) -> Target:
+    """The user's ids and the keys file path (default ``~user/.ssh/authorized_keys``)."""
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise AuthorizedKeysError(f"user {user!r} does not exist on this host", reason="user") from None
+    home = entry.pw_dir
+    if not path:
+        path = os.path.join(home, ".ssh", "authorized_keys")
+    elif path == "~" or path.startswith("~/"):
+        path = os.path.join(home, path[2:])
+    if not os.path.isabs(path):
+        raise AuthorizedKeysError("path must be absolute (or start with ~/ for the user's home)", reason="path")
+    return Target(user=user, uid=entry.pw_uid, gid=entry.pw_gid, home=home, path=os.path.normpath(path))
+
+
+def safe_text(model: AuthorizedKeys) -> str:
+    """The file for a diff, with any private-looking line withheld."""
+    return "".join((WITHHELD if hidden else line.raw) + line.eol
+                   for line, hidden in zip(model.lines, model.sensitive()))
+
+
+def _result(target: Target, result: Plan, before: AuthorizedKeys, backup_file: Optional[str]) -> Dict[str, Any]:
+    return {
+        "changed": result.has_changes,
+        "path": target.path,
+        "user": target.user,
+        "added": result.added,
+        "removed": result.removed,
+        "changed_keys": result.changed,
+        "replaced": result.replaced,
+        "removed_invalid_lines": result.removed_invalid_lines,
+        "backup_file": backup_file,
+        "diff": {
+            "before": safe_text(before),
+            "after": safe_text(result.model),
+            "before_header": target.path,
+            "after_header": target.path,
+        },
+    }
+
+
+def apply(target: Target, entries: List[Entry], exclusive: bool = False, manage_dir: bool = True,
+          follow: bool = False, backup: bool = False, replace_missing: str = "fail",
+          check_mode: bool = False, context_hook: Optional[ContextHook] = None) -> Dict[str, Any]:
+    """Bring the keys file of ``target`` to the wanted state; returns the module result."""
+    state = read_keys_file(target.path, follow=follow, owner_uid=target.uid)
+    before = AuthorizedKeys.parse(state.data.decode("utf-8", "surrogateescape"))
+    result = plan(before, entries, exclusive, replace_missing)
+    if not result.has_changes:
+        return _result(target, result, before, None)
+    if check_mode:
+        _check_directory(target.path, manage_dir, follow)
+        return _result(target, result, before, None)
+    with KeysFile(target.path, owner=(target.uid, target.gid), create_dir=manage_dir, follow=follow,
+                  context_hook=context_hook) as handle:
+        before = handle.read()  # again, under the lock: a concurrent run may have written
+        result = plan(before, entries, exclusive, replace_missing)
+        backup_file = None
+        if result.has_changes:
+            backup_file = handle.write(result.model.render(), backup=backup)
+    return _result(target, result, before, backup_file)
+
+
+def _check_directory(path: str, manage_dir: bool, follow: bool) -> None:
+    """In check mode, fail where the real run would: a missing directory it may not create."""
+    directory = os.path.dirname(os.path.realpath(path) if follow else path)
+    if not manage_dir and not os.path.isdir(directory):
+        raise AuthorizedKeysError(f"directory {directory} does not exist (set manage_dir to create it)",
+                                  reason="missing")
+
+
+def selinux_hook(module: Any) -> Optional[ContextHook]:
+    """A context hook built from AnsibleModule's SELinux helpers, or None where SELinux is off."""
+    try:
+        enabled = module.selinux_enabled()
+    except Exception:  # pylint: disable=broad-except  # no selinux bindings: nothing to keep
+        return None
+    if not enabled:
+        return None
+
+    def hook(temp: str, final: str, existed: bool) -> None:
+        context = module.selinux_context(final) if existed else module.selinux_default_context(final)
+        module.set_context_if_different(temp, context, False)
+
+    return hook
+
+
+def key_report(line: KeyLine) -> Dict[str, Any]:
+    """What authorized_keys_info says about one key line."""
+    key = line.public_key()
+    weak: List[str] = []
+    info: Dict[str, Any] = {
+        "line": line.number,
+        "type": line.key_type,
+        "comment": line.comment or "",
+        "options": line.option_list(),
+        "options_text": line.options or "",
+        "identity": line.identity(),
+    }
+    if key is None:
+        info.update(bits=None, fingerprint_md5=None, fingerprint_sha256=None, valid=False,
+                    weak=True, weak_reasons=["the key data is not a valid public key"])
+        return info
+    if key.family == "DSA":
+        weak.append("DSA keys are disabled in current OpenSSH")
+    if key.family == "RSA" and (key.bits or 0) < 2048:
+        weak.append(f"RSA key of {key.bits} bits (under 2048)")
+    info.update(
+        bits=key.bits,
+        family=key.family,
+        curve=key.curve,
+        is_certificate=key.is_certificate,
+        cert_authority=any(o.lower() == "cert-authority" for o in line.option_list()),
+        fingerprint_md5=key.fingerprint("md5"),
+        fingerprint_sha256=key.fingerprint("sha256"),
+        valid=True,
+        weak=bool(weak),
+        weak_reasons=weak,
+    )
+    return info
+
+
+def invalid_report(line: KeyLine, private: bool) -> Dict[str, Any]:
+    report: Dict[str, Any] = {"line": line.number, "problem": line.problem, "looks_private": private}
+    report["text"] = None if private else line.raw
+    if private:
+        report["problem"] = "the line looks like private key material (content withheld)"
+    return report
+
+
+def inspect(target: Target, follow: bool = False) -> Dict[str, Any]:
+    """Everything authorized_keys_info returns for one user's file."""
+    state = read_keys_file(target.path, follow=follow)
+    model = AuthorizedKeys.parse(state.data.decode("utf-8", "surrogateescape"))
+    keys = [key_report(line) for line in model.keys()]
+    return {
+        "changed": False,
+        "path": target.path,
+        "user": target.user,
+        "exists": state.exists,
+        "owner_uid": state.uid,
+        "mode": None if state.mode is None else f"{state.mode:04o}",
+        "keys": keys,
+        "invalid_lines": [invalid_report(line, hidden) for line, hidden in zip(model.lines, model.sensitive())
+                          if line.kind == "invalid"],
+        "weak_keys": list(dict.fromkeys(k["fingerprint_sha256"] or f"line {k['line']}" for k in keys if k["weak"])),
+    }
+
+
+def split_error(exc: Exception) -> Tuple[str, str]:
+    """(message, reason) for a failure result."""
+    return str(exc), getattr(exc, "reason", "input")

@@ -1,0 +1,257 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the sshkeys.ecs collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: authorized_keys
+short_description: Manage many SSH public keys of one user in one task
+version_added: 0.1.0
+description:
+  - Adds, removes and replaces public keys in one user's C(authorized_keys) file, many keys per
+    task, and writes the file at most once.
+  - Keys are identified by key type and key data; comments and options do not change identity.
+  - Lines the task does not name (other keys, comments, blank lines, lines sshd would not
+    understand) are kept byte for byte, unless O(exclusive=true).
+  - The file is written safely - temporary file in the same directory, fsync, rename - while an
+    advisory lock on C(.authorized_keys.lock) next to it is held, so concurrent runs cannot lose
+    each other's keys. Owner, mode and SELinux context of an existing file are kept; a new file
+    is owned by the user with mode C(0600).
+  - Symbolic links are refused unless O(follow=true). A file or directory owned by anyone but
+    the user or root is refused.
+author:
+  - sshkeys.ecs maintainers
+options:
+  user:
+    description:
+      - The user whose keys are managed. It must exist on the host.
+    type: str
+    required: true
+  path:
+    description:
+      - The keys file. Defaults to C(~user/.ssh/authorized_keys).
+      - A path starting with C(~/) is relative to the user's home directory.
+    type: path
+  keys:
+    description:
+      - The keys. Each item is either a string or a dictionary.
+      - A string holds one or more key lines C([options] type base64 [comment]), one per line;
+        blank lines and lines starting with C(#) are ignored. Every key in a string is wanted
+        present.
+      - A dictionary describes one key with the fields below.
+      - Options and comment that are not given (neither in the dictionary nor in the key line)
+        are left as the file has them; given, they are enforced.
+      - "The same key may be listed more than once with different options: each variant is its
+        own line, kept apart. The file's lines of a key are matched to the listed variants:
+        equal options first, then variants that leave options alone, and a variant without an
+        equal line takes over (rewrites) a remaining line of that key, else it is added at the
+        end. With O(exclusive=true) the lines of a key that no variant took are removed."
+      - Private key material is refused with an error that never shows it.
+    type: list
+    elements: raw
+    required: true
+    suboptions:
+      key:
+        description:
+          - The public key, C([options] type base64 [comment]).
+        type: str
+        required: true
+      options:
+        description:
+          - The options field, for example C(from="10.0.0.0/8",no-pty). An empty string means
+            no options. Option names are checked against those sshd knows.
+        type: str
+      comment:
+        description:
+          - The comment written after the key. An empty string removes the comment.
+        type: str
+      state:
+        description:
+          - Whether the key is wanted (V(present)) or every line of it is removed (V(absent)).
+        type: str
+        choices: [present, absent]
+        default: present
+      replaces:
+        description:
+          - An old public key that this key replaces. Every line of the old key is replaced in
+            place by the new key, keeping that line's options (unless O(keys[].options) is
+            given) and its comment (unless the new key has one).
+          - When the old key is not in the file but the new one is, nothing happens (the
+            replacement was done before). When neither is there the task fails, unless
+            O(replace_missing=add).
+        type: str
+  exclusive:
+    description:
+      - Remove every key line not listed in O(keys), in the same task, and lines that cannot be
+        read as keys (sshd might still read them). Comments and blank lines stay.
+      - With O(exclusive=true) an empty O(keys) list removes every key.
+    type: bool
+    default: false
+  replace_missing:
+    description:
+      - What to do when an entry with O(keys[].replaces) finds neither the old nor the new key.
+      - V(fail) fails the task before anything is changed; V(add) adds the new key at the end.
+    type: str
+    choices: [fail, add]
+    default: fail
+  manage_dir:
+    description:
+      - Create the directory of the file when it is missing, with mode C(0700) and owned by the
+        user. When V(false) a missing directory is an error.
+    type: bool
+    default: true
+  follow:
+    description:
+      - Follow symbolic links in the last component of the directory and of the file. When
+        V(false) (the default) such a link is an error, because writing through it could change
+        a file the user should not control.
+    type: bool
+    default: false
+  backup:
+    description:
+      - Keep a copy of the previous file next to it, named C(authorized_keys.<pid>.<timestamp>~),
+        when the file changes.
+    type: bool
+    default: false
+extends_documentation_fragment: []
+attributes:
+  check_mode:
+    support: full
+    description: The new content is computed in check mode; only the write is skipped.
+  diff_mode:
+    support: full
+    description: Before and after text of the file; lines that look like private key material are withheld.
+  platform:
+    platforms: posix
+notes:
+  - Runs on the managed host with the Python standard library only.
+  - The lock file C(.authorized_keys.lock) is created on the first write and left in place.
+seealso:
+  - module: sshkeys.ecs.authorized_keys_info
+  - module: ansible.posix.authorized_key
+"""
+
+EXAMPLES = r"""
+- name: Add two keys for deploy, leave everything else alone
+  sshkeys.ecs.authorized_keys:
+    user: deploy
+    keys:
+      - "{{ lookup('ansible.builtin.file', 'keys/alice.pub') }}"
+      - key: "{{ lookup('ansible.builtin.file', 'keys/ci.pub') }}"
+        options: 'from="10.0.0.0/8",no-pty'
+        comment: ci
+
+- name: Replace an old key by a new one in place, keeping its options
+  sshkeys.ecs.authorized_keys:
+    user: root
+    keys:
+      - key: "{{ new_key }}"
+        replaces: "{{ old_key }}"
+    backup: true
+
+- name: Only these keys may log in as ecs-user
+  sshkeys.ecs.authorized_keys:
+    user: ecs-user
+    exclusive: true
+    keys: "{{ ecs_user_keys }}"
+
+- name: Remove a key
+  sshkeys.ecs.authorized_keys:
+    user: deploy
+    keys:
+      - key: "{{ lookup('ansible.builtin.file', 'keys/former-colleague.pub') }}"
+        state: absent
+"""
+
+RETURN = r"""
+path:
+  description: The keys file.
+  returned: always
+  type: str
+  sample: /home/deploy/.ssh/authorized_keys
+user:
+  description: The user.
+  returned: always
+  type: str
+added:
+  description: SHA256 fingerprints of the key lines added (including the new keys of replacements).
+  returned: always
+  type: list
+  elements: str
+  sample: ["SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"]
+removed:
+  description: SHA256 fingerprints of the key lines removed (including the old keys of replacements).
+  returned: always
+  type: list
+  elements: str
+changed_keys:
+  description: SHA256 fingerprints of key lines whose options or comment were rewritten.
+  returned: always
+  type: list
+  elements: str
+replaced:
+  description: Replacements done, old and new fingerprint.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"old": "SHA256:...", "new": "SHA256:..."}]
+removed_invalid_lines:
+  description: Line numbers (in the old file) of unreadable lines removed by O(exclusive=true).
+  returned: always
+  type: list
+  elements: int
+backup_file:
+  description: The backup made before the change, when O(backup=true) and the file changed.
+  returned: when a backup was made
+  type: str
+  sample: /root/.ssh/authorized_keys.3114.2026-01-02@10:11:12~
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import AuthorizedKeysError
+from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply import (
+    KeysInputError,
+    apply,
+    normalise_keys,
+    resolve_target,
+    selinux_hook,
+)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            user=dict(type="str", required=True),
+            path=dict(type="path"),
+            keys=dict(type="list", elements="raw", required=True, no_log=False),
+            exclusive=dict(type="bool", default=False),
+            replace_missing=dict(type="str", choices=["fail", "add"], default="fail"),
+            manage_dir=dict(type="bool", default=True),
+            follow=dict(type="bool", default=False),
+            backup=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        entries = normalise_keys(params["keys"])
+        target = resolve_target(params["user"], params["path"])
+        result = apply(target, entries, exclusive=params["exclusive"], manage_dir=params["manage_dir"],
+                       follow=params["follow"], backup=params["backup"],
+                       replace_missing=params["replace_missing"], check_mode=module.check_mode,
+                       context_hook=selinux_hook(module))
+    except (KeysInputError, AuthorizedKeysError) as exc:
+        module.fail_json(msg=str(exc), reason=getattr(exc, "reason", "input"))
+    if not module._diff:
+        result.pop("diff")
+    if result["backup_file"] is None:
+        result.pop("backup_file")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
