@@ -429,6 +429,10 @@ class EcsClient:
                 self._sleep(backoff_delay(attempt, self.backoff_base, self.backoff_cap))
                 attempt += 1
 
+    def pause(self, attempt: int) -> None:
+        """The backoff wait before retry number attempt, for callers that retry on their own terms."""
+        self._sleep(backoff_delay(attempt, self.backoff_base, self.backoff_cap))
+
     def paginate(self, action: str, params: Optional[Mapping[str, Any]], path: Sequence[str],
                  page_size: Optional[int] = None) -> Iterator[dict]:
         """Every item of every page, using the largest page the action allows."""

@@ -1,0 +1,188 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the sshkeys.ecs collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Private to the sshkeys.ecs collection: the base of every cloud module (options, credentials, failures)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable, Mapping, Optional, Tuple
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback
+
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import (
+    Credentials,
+    EcsApiError,
+    EcsClient,
+)
+
+# Environment names, most specific first: the Alibaba Cloud SDK and CLI names, then the ones of
+# the existing alibaba.alicloud collection.
+ENV_ACCESS_KEY = ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALICLOUD_ACCESS_KEY", "ALICLOUD_ACCESS_KEY_ID")
+ENV_SECRET_KEY = ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALICLOUD_SECRET_KEY", "ALICLOUD_ACCESS_KEY_SECRET")
+ENV_SECURITY_TOKEN = ("ALIBABA_CLOUD_SECURITY_TOKEN", "ALICLOUD_SECURITY_TOKEN")
+ENV_REGION = ("ALIBABA_CLOUD_REGION_ID", "ALICLOUD_REGION", "ALICLOUD_REGION_ID")
+ENV_ENDPOINT = ("ALIBABA_CLOUD_ECS_ENDPOINT", "ALICLOUD_ECS_ENDPOINT")
+ENV_PROFILE = ("ALIBABA_CLOUD_PROFILE", "ALIBABACLOUD_PROFILE", "ALICLOUD_PROFILE")
+# The Alibaba tools' switch to ignore the CLI profile file (tests set it); honoured here too.
+ENV_PROFILE_DISABLED = "ALIBABA_CLOUD_CLI_PROFILE_DISABLED"
+DEFAULT_PROFILE_FILE = os.path.join("~", ".aliyun", "config.json")
+
+
+def ecs_argument_spec() -> dict:
+    """The options every cloud module shares (documented by the sshkeys.ecs.ecs doc fragment)."""
+    return dict(
+        alicloud_access_key=dict(type="str", aliases=["access_key"], no_log=False,
+                                 fallback=(env_fallback, list(ENV_ACCESS_KEY))),
+        alicloud_secret_key=dict(type="str", aliases=["secret_key"], no_log=True,
+                                 fallback=(env_fallback, list(ENV_SECRET_KEY))),
+        alicloud_security_token=dict(type="str", aliases=["security_token"], no_log=True,
+                                     fallback=(env_fallback, list(ENV_SECURITY_TOKEN))),
+        alicloud_region=dict(type="str", aliases=["region"], fallback=(env_fallback, list(ENV_REGION))),
+        alicloud_profile=dict(type="str", aliases=["profile"], fallback=(env_fallback, list(ENV_PROFILE))),
+        ecs_endpoint=dict(type="str", aliases=["endpoint"], fallback=(env_fallback, list(ENV_ENDPOINT))),
+        ecs_signature_version=dict(type="str", default="v3", choices=["v3", "v1"]),
+        ecs_timeout=dict(type="float", default=30.0),
+        ecs_retries=dict(type="int", default=5),
+        ecs_retry_delay=dict(type="float", default=0.5),
+        validate_certs=dict(type="bool", default=True),
+    )
+
+
+class CredentialError(ValueError):
+    """Credentials or region could not be worked out. The message names sources, never values."""
+
+
+def read_cli_profile(path: str, name: Optional[str]) -> dict:
+    """The AccessKey fields of a profile of the Alibaba Cloud CLI's config.json.
+
+    Only the AK and StsToken modes carry keys we can sign with; other modes (RAM role, ECS
+    metadata, ...) are refused with a message that says which option to use instead.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise CredentialError(f"cannot read the Alibaba Cloud CLI profile file {path}: {type(exc).__name__}") from None
+    if not isinstance(data, dict):
+        raise CredentialError(f"the Alibaba Cloud CLI profile file {path} is not a JSON object")
+    wanted = name or data.get("current") or "default"
+    profiles = data.get("profiles") or []
+    profile = next((p for p in profiles if isinstance(p, dict) and p.get("name") == wanted), None)
+    if profile is None:
+        if name:
+            raise CredentialError(f"profile {name!r} is not in the Alibaba Cloud CLI profile file {path}")
+        return {}
+    mode = profile.get("mode") or "AK"
+    if mode not in ("AK", "StsToken"):
+        raise CredentialError(
+            f"profile {wanted!r} of {path} uses mode {mode!r}; only AK and StsToken profiles are supported, "
+            "give alicloud_access_key and alicloud_secret_key instead")
+    return {
+        "access_key": profile.get("access_key_id") or None,
+        "secret_key": profile.get("access_key_secret") or None,
+        "security_token": (profile.get("sts_token") or None) if mode == "StsToken" else None,
+        "region": profile.get("region_id") or None,
+        "source": f"profile {wanted!r} of {path}",
+    }
+
+
+def resolve_credentials(params: Mapping[str, Any], environ: Mapping[str, str],
+                        profile_file: str = DEFAULT_PROFILE_FILE) -> Tuple[Credentials, str, Optional[str]]:
+    """(credentials, region, endpoint) from options (which already hold the environment
+    fallbacks), then the CLI profile file for what is still missing."""
+    access_key = params.get("alicloud_access_key")
+    secret_key = params.get("alicloud_secret_key")
+    token = params.get("alicloud_security_token")
+    region = params.get("alicloud_region")
+    endpoint = params.get("ecs_endpoint")
+    needs_profile = not (access_key and secret_key) or not region
+    disabled = str(environ.get(ENV_PROFILE_DISABLED, "")).lower() in ("1", "true", "yes")
+    profile: dict = {}
+    if needs_profile and not disabled:
+        profile = read_cli_profile(os.path.expanduser(profile_file), params.get("alicloud_profile"))
+    if not (access_key and secret_key) and profile.get("access_key") and profile.get("secret_key"):
+        # A key pair is taken from one place only: never an id from here and a secret from there.
+        if access_key or secret_key:
+            raise CredentialError("only one of alicloud_access_key and alicloud_secret_key is set; set both")
+        access_key, secret_key, token = profile["access_key"], profile["secret_key"], profile["security_token"]
+    if not region:
+        region = profile.get("region")
+    if not access_key or not secret_key:
+        raise CredentialError(
+            "no Alibaba Cloud credentials: set alicloud_access_key and alicloud_secret_key, or "
+            f"{ENV_ACCESS_KEY[0]} and {ENV_SECRET_KEY[0]}, or an AK profile in {profile_file}")
+    if not region:
+        raise CredentialError(f"no region: set alicloud_region or {ENV_REGION[0]}")
+    return Credentials(access_key, secret_key, token), region, endpoint
+
+
+class EcsModule:
+    """AnsibleModule plus the common options, the client, and the one way to fail."""
+
+    def __init__(self, argument_spec: Optional[dict] = None, client_factory: Optional[Callable[..., Any]] = None,
+                 **kwargs: Any) -> None:
+        spec = ecs_argument_spec()
+        spec.update(argument_spec or {})
+        self.module = AnsibleModule(argument_spec=spec, **kwargs)
+        self.params = self.module.params
+        self.check_mode = self.module.check_mode
+        self._client_factory = client_factory or EcsClient
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._make_client()
+        return self._client
+
+    def _make_client(self) -> Any:
+        params = self.params
+        try:
+            credentials, region, endpoint = resolve_credentials(params, os.environ)
+        except CredentialError as exc:
+            self.fail(str(exc))
+        # Secrets found at run time (environment, profile file) are masked like no_log options.
+        for secret in (credentials.access_key_secret, credentials.security_token):
+            if secret:
+                self.module.no_log_values.add(secret)
+        if params["ecs_retries"] < 0 or params["ecs_timeout"] <= 0:
+            self.fail("ecs_retries must be 0 or more and ecs_timeout more than 0")
+        try:
+            return self._client_factory(
+                credentials, region, endpoint,
+                signature_version=params["ecs_signature_version"], timeout=params["ecs_timeout"],
+                retries=params["ecs_retries"], backoff_base=params["ecs_retry_delay"],
+                validate_certs=params["validate_certs"])
+        except ValueError as exc:
+            self.fail(str(exc))
+
+    @property
+    def region(self) -> str:
+        return self.client.region
+
+    def warn(self, message: str) -> None:
+        self.module.warn(message)
+
+    def fail(self, msg: str, **result: Any) -> None:
+        self.module.fail_json(msg=msg, **result)
+
+    def fail_api(self, error: EcsApiError, msg: Optional[str] = None, **result: Any) -> None:
+        """The one failure path for API errors: code and request id in the message and the result."""
+        text = f"{msg}: {error}" if msg else str(error)
+        self.module.fail_json(msg=text, error=error.as_dict(), **result)
+
+    def exit(self, **result: Any) -> None:
+        self.module.exit_json(**result)
+
+    def run(self, body: Callable[["EcsModule"], Mapping[str, Any]]) -> None:
+        """Runs body(self) and exits with its result; API errors become one kind of failure."""
+        try:
+            result = body(self)
+        except EcsApiError as error:
+            self.fail_api(error)
+        self.exit(**result)

@@ -1,0 +1,156 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the sshkeys.ecs collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: ecs_keypair_info
+short_description: List Alibaba Cloud ECS key pairs, with their public keys and instances
+version_added: 0.1.0
+description:
+  - Reads key pairs of one region (DescribeKeyPairs, every page, 50 a call) by exact names, C(*)
+    patterns, fingerprint, tags or resource group.
+  - Fingerprints in the result are computed locally from the public keys, as C(ssh-keygen -l) prints them.
+  - Optionally lists the instances that hold each key pair (DescribeInstances by key pair name).
+author:
+  - sshkeys.ecs maintainers
+extends_documentation_fragment:
+  - sshkeys.ecs.ecs
+attributes:
+  check_mode:
+    description: Read-only; runs the same in check mode.
+    support: full
+  diff_mode:
+    description: Reports no changes.
+    support: none
+options:
+  names:
+    description:
+      - Key pair names. A name with C(*) is a pattern (C(*) matches any characters); a name without it matches exactly.
+      - Not set means every key pair of the region.
+    type: list
+    elements: str
+    default: []
+    aliases: [name]
+  fingerprint:
+    description:
+      - Only the key pair with this fingerprint, in the form the API reports.
+    type: str
+  tags:
+    description:
+      - Only key pairs that carry all of these tags.
+    type: dict
+  resource_group_id:
+    description:
+      - Only key pairs of this resource group.
+    type: str
+  include_public_key:
+    description:
+      - Ask for the public keys (needed for the locally computed fingerprints).
+    type: bool
+    default: true
+  include_instances:
+    description:
+      - Add the instances that hold each key pair.
+    type: bool
+    default: false
+seealso:
+  - module: sshkeys.ecs.ecs_keypair
+"""
+
+EXAMPLES = r"""
+- name: Every key pair of the region
+  sshkeys.ecs.ecs_keypair_info:
+  register: all_pairs
+
+- name: Key pairs of a team, with the instances that hold them
+  sshkeys.ecs.ecs_keypair_info:
+    names: ["team-a-*"]
+    tags:
+      owner: team-a
+    include_instances: true
+  register: team
+
+- name: Names only
+  ansible.builtin.debug:
+    msg: "{{ team.key_pairs | map(attribute='name') | list }}"
+"""
+
+RETURN = r"""
+key_pairs:
+  description: The key pairs found, sorted by name.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Key pair name.
+      type: str
+    id:
+      description: Key pair id, where the API reports one.
+      type: str
+    fingerprint:
+      description: The fingerprint as the API reports it (treat it as opaque).
+      type: str
+    fingerprint_md5:
+      description: MD5 fingerprint computed locally, as C(ssh-keygen -l -E md5) prints it.
+      type: str
+    fingerprint_sha256:
+      description: SHA256 fingerprint computed locally, as C(ssh-keygen -l) prints it.
+      type: str
+    public_key:
+      description: The public key, C(type base64).
+      type: str
+    key_type:
+      description: The OpenSSH key type.
+      type: str
+    creation_time:
+      description: When the key pair was created.
+      type: str
+    tags:
+      description: Tags of the key pair.
+      type: dict
+    resource_group_id:
+      description: Resource group of the key pair.
+      type: str
+    instances:
+      description: Instances that hold the key pair (instance_id, instance_name, status, os_type, public_ip_addresses).
+      type: list
+      elements: dict
+      returned: when O(include_instances=true)
+error:
+  description: The API error when a call failed - code, message, request id, HTTP status and action.
+  returned: failure after an API error
+  type: dict
+"""
+
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_module import EcsModule
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair import KeypairError, list_key_pairs
+
+
+def main() -> None:
+    module = EcsModule(
+        dict(
+            names=dict(type="list", elements="str", default=[], aliases=["name"]),
+            fingerprint=dict(type="str"),
+            tags=dict(type="dict"),
+            resource_group_id=dict(type="str"),
+            include_public_key=dict(type="bool", default=True, no_log=False),
+            include_instances=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+
+    def run(m: EcsModule) -> dict:
+        try:
+            return {"changed": False, "key_pairs": list_key_pairs(m.client, m.params)}
+        except KeypairError as exc:
+            m.fail(str(exc))
+
+    module.run(run)
+
+
+if __name__ == "__main__":
+    main()
