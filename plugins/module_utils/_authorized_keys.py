@@ -293,7 +293,7 @@ def _parse_body(body: str) -> dict:
 def _split_key_fields(text: str) -> Optional[Tuple[str, str, Optional[str]]]:
     """'type base64 [comment]' -> parts, or None when the first two words do not fit."""
     words = re.split(r"[ \t]+", text, maxsplit=2)
-    if len(words) < 2 or not _KEY_TYPE_RE.match(words[0]) or not _BASE64_RE.match(words[1]):
+    if len(words) < 2 or not _KEY_TYPE_RE.match(words[0]):
         return None
     comment = words[2] if len(words) > 2 else None
     return words[0], words[1], comment if comment else None
@@ -826,6 +826,7 @@ class KeysFile:
         self._require_open()
         uid, gid, mode = self._target_attributes()
         backup_path = self.backup() if backup and self.state.exists else None
+        self._remove_stale_temps()
         temp = self._temp_name("tmp")
         try:
             self._write_new(temp, _encode(text), uid, gid, mode)
@@ -847,6 +848,18 @@ class KeysFile:
             pass
         self.state = FileState(exists=True, uid=uid, gid=gid, mode=mode, data=_encode(text))
         return backup_path
+
+    def _remove_stale_temps(self) -> None:
+        """Temporary files left by writers that were killed: we hold the lock, so no live
+        writer owns one, and they would otherwise pile up next to the keys."""
+        prefix = f".{self.name}.tmp."
+        try:
+            names = os.listdir(self.dir_fd)
+        except OSError:
+            return
+        for name in names:
+            if name.startswith(prefix):
+                self._discard(name)
 
     def _discard(self, name: str) -> None:
         try:
