@@ -1,0 +1,107 @@
+"""Accounts and their AccessKey pairs.
+
+Either read from a JSON file (--accounts) or, without one, two accounts ("default" and "second")
+whose keys are generated once and kept in the state file, so that they survive restarts.
+File format:
+
+    {"accounts": [
+        {"name": "default",
+         "access_keys": [{"id": "LTAI...", "secret": "...",
+                          "security_token": "optional: requests must then carry this STS token"}],
+         "resource_groups": ["rg-optional-extra-ids"]},
+        ...]}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass, field
+
+from .state import State
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    id: str
+    secret: str
+    security_token: str | None
+    account: str
+
+
+@dataclass
+class Account:
+    name: str
+    access_keys: list[AccessKey]
+    resource_groups: list[str] = field(default_factory=list)
+
+    @property
+    def default_resource_group(self) -> str:
+        # Stable per account name, so that a restart keeps the same id.
+        return "rg-" + hashlib.sha256(self.name.encode()).hexdigest()[:15]
+
+
+class AccountsError(ValueError):
+    pass
+
+
+def _parse(doc: object) -> list[Account]:
+    if not isinstance(doc, dict) or not isinstance(doc.get("accounts"), list) or not doc["accounts"]:
+        raise AccountsError('expected {"accounts": [ ... ]} with at least one account')
+    accounts, seen_ids, seen_names = [], set(), set()
+    for i, entry in enumerate(doc["accounts"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
+            raise AccountsError(f"account #{i + 1}: needs a non-empty string 'name'")
+        name = entry["name"]
+        if name in seen_names:
+            raise AccountsError(f"account {name!r} is listed twice")
+        seen_names.add(name)
+        keys = []
+        for k in entry.get("access_keys") or []:
+            if not isinstance(k, dict) or not isinstance(k.get("id"), str) or not isinstance(k.get("secret"), str) \
+                    or not k["id"] or not k["secret"]:
+                raise AccountsError(f"account {name!r}: every access key needs string 'id' and 'secret'")
+            if k["id"] in seen_ids:
+                raise AccountsError(f"access key id {k['id']!r} is used twice")
+            seen_ids.add(k["id"])
+            token = k.get("security_token")
+            if token is not None and not isinstance(token, str):
+                raise AccountsError(f"account {name!r}: security_token must be a string")
+            keys.append(AccessKey(k["id"], k["secret"], token or None, name))
+        if not keys:
+            raise AccountsError(f"account {name!r}: needs at least one access key")
+        groups = entry.get("resource_groups") or []
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            raise AccountsError(f"account {name!r}: resource_groups must be a list of strings")
+        accounts.append(Account(name, keys, list(groups)))
+    return accounts
+
+
+def load_file(path: str) -> list[Account]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise AccountsError(f"cannot read accounts file {path}: {exc.__class__.__name__}") from None
+    return _parse(doc)
+
+
+def _new_key_id() -> str:
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
+    return "LTAI5t" + "".join(secrets.choice(alphabet) for _ in range(18))
+
+
+def default_accounts(state: State) -> list[Account]:
+    """Two accounts whose keys are made on first start and kept in the state file."""
+    fresh = json.dumps({"accounts": [
+        {"name": name, "access_keys": [{"id": _new_key_id(), "secret": secrets.token_urlsafe(22)}]}
+        for name in ("default", "second")]})
+    return _parse(json.loads(state.meta_set_default("accounts", fresh)))
+
+
+def to_public_dict(accounts: list[Account]) -> list[dict]:
+    """For the ready file: the credentials a test needs to talk to the emulator."""
+    return [{"name": a.name, "resource_groups": [a.default_resource_group] + a.resource_groups,
+             "access_keys": [{"id": k.id, "secret": k.secret, "security_token": k.security_token}
+                             for k in a.access_keys]} for a in accounts]
