@@ -99,9 +99,12 @@ _LEGACY_CERT_TYPES = ('ssh-rsa-cert-v00@openssh.com', 'ssh-dss-cert-v00@openssh.
 
 KEY_TYPES = tuple(_PLAIN_TYPES) + tuple(_CERT_TYPES)
 
-# Only names that look like an SSH key type are ever quoted back in an error message.
-_SAFE_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9@._+-]{0,63}$')
-_CONTROL = re.compile(r'[\x00-\x08\x0a-\x1f\x7f]')
+# Only names that look like an SSH algorithm name (lower case, short) are ever quoted back in an
+# error message: base64 key data has upper case letters, so a pasted key cannot pass for one.
+_SAFE_NAME = re.compile(r'^[a-z][a-z0-9@._-]{0,47}$')
+# Tab is a field separator in OpenSSH; every other control character (C0, DEL, C1) and the
+# Unicode line separators would let one 'line' render as several.
+_CONTROL = re.compile('[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]')
 _BASE64 = re.compile(r'^[A-Za-z0-9+/]+={0,2}$')
 
 # Markers of private key material. Searched anywhere in the text, case-insensitively, so that a
@@ -491,11 +494,14 @@ def parse_public_key(text: str | bytes) -> PublicKey:
     if key_type not in _PLAIN_TYPES and key_type not in _CERT_TYPES:
         if key_type in _LEGACY_CERT_TYPES:
             raise SSHKeyError(f'key type {key_type} (legacy v00 certificate) is not supported by OpenSSH any more')
-        if re.match(r'^(ssh-|ecdsa-|sk-)', key_type) or _SAFE_NAME.match(key_type) and len(key_type) < 40:
+        if any(token in _PLAIN_TYPES or token in _CERT_TYPES for token in line.split()[1:]):
+            # authorized_keys options (or anything else) in front of the key.
+            raise SSHKeyError(
+                'public key does not start with a known key type (authorized_keys options are not accepted here)')
+        if _SAFE_NAME.match(key_type):
             raise SSHKeyError(
                 f'unsupported key type {_safe_name(key_type)}; expected one of {", ".join(_PLAIN_TYPES)} or their certificates'
             )
-        # Looks like options before the key (authorized_keys style) or random text.
         raise SSHKeyError('public key does not start with a known key type')
     blob = _decode_base64(data)
     return PublicKey(key_type, blob, comment)
