@@ -1,0 +1,366 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the sshkeys.ecs collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Private to the sshkeys.ecs collection: the host-side steps of authorized_key_rotate.
+
+The action plugin on the controller drives a rotation in steps, each one run of the host module
+and each one locked read-modify-write of the keys file:
+
+``add``
+    put the new key next to the first line of the old key (with that line's options unless told
+    otherwise) and hand back the file as it was, so the controller can put it back;
+``remove_old``
+    after the new key has logged in, remove every line of the old key(s);
+``restore``
+    after any failure, put the file back as it was.
+
+Standard library only: this runs on managed hosts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence
+
+from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import (
+    AuthorizedKeys,
+    AuthorizedKeysError,
+    ContextHook,
+    KeyLine,
+    KeysFile,
+    make_key_line,
+    parse_key_line,
+    read_keys_file,
+)
+from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply import (
+    Target,
+    fingerprint,
+    resolve_target,
+    safe_text,
+)
+
+PHASES = ("add", "remove_old", "restore")
+
+_SHA256_FP = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}$")
+_MD5_FP = re.compile(r"^(?:MD5:)?[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){15}$")
+
+
+class RotateError(ValueError):
+    """Bad input or a state the rotation must not go on from. Messages never quote key text."""
+
+    def __init__(self, message: str, reason: str = "input") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------------------------
+# Input: the old key(s) and the new key
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OldKey:
+    """One ``old_key`` item: a key line (matched by type and key data) or a fingerprint."""
+
+    label: str
+    identity: Optional[str] = None
+    fingerprint: Optional[str] = None
+    algorithm: Optional[str] = None
+
+    def matches(self, line: KeyLine) -> bool:
+        if line.kind != "key":
+            return False
+        if self.identity is not None:
+            return line.identity() == self.identity
+        key = line.public_key()
+        return key is not None and key.fingerprint(self.algorithm) == self.fingerprint
+
+
+def parse_old_key(value: Any, label: str) -> OldKey:
+    """A fingerprint (``SHA256:...``, ``MD5:aa:bb:...`` or bare ``aa:bb:...``) or a key line."""
+    if not isinstance(value, str):
+        raise RotateError(f"{label} must be a string, not {type(value).__name__}")
+    text = value.strip()
+    if _SHA256_FP.match(text):
+        return OldKey(label=label, fingerprint=text, algorithm="sha256")
+    if _MD5_FP.match(text):
+        digest = text[4:] if text.startswith("MD5:") else text
+        return OldKey(label=label, fingerprint="MD5:" + digest.lower(), algorithm="md5")
+    try:
+        line = parse_key_line(text)
+    except AuthorizedKeysError as exc:
+        raise RotateError(f"{label} is neither a SHA256/MD5 fingerprint nor a public key line: {exc}") from None
+    return OldKey(label=label, identity=line.identity())
+
+
+def parse_old_keys(values: Sequence[Any]) -> List[OldKey]:
+    if not values:
+        raise RotateError("old_key needs at least one key line or fingerprint")
+    return [parse_old_key(value, f"old_key[{index}]") for index, value in enumerate(values)]
+
+
+def parse_new_key(value: Any, keep_options: bool) -> KeyLine:
+    """The new key line. Options in it are only allowed when the old key's are not kept."""
+    if not isinstance(value, str):
+        raise RotateError("new_key must be a string")
+    try:
+        line = parse_key_line(value)
+    except AuthorizedKeysError as exc:
+        raise RotateError(f"new_key: {exc}") from None
+    if line.options and keep_options:
+        raise RotateError("new_key carries options, but keep_options is true (the old key's options are used): "
+                          "set keep_options to false to use the options given with new_key")
+    return line
+
+
+def check_distinct(new: KeyLine, old_keys: Sequence[OldKey]) -> None:
+    """A rotation to the same key would remove the only key it adds."""
+    for old in old_keys:
+        if old.matches(new):
+            raise RotateError(f"new_key is the same key as {old.label}: there is nothing to rotate")
+
+
+# --------------------------------------------------------------------------------------------
+# Planning, on a model in memory
+# --------------------------------------------------------------------------------------------
+
+def old_lines(model: AuthorizedKeys, old_keys: Sequence[OldKey]) -> List[KeyLine]:
+    return [line for line in model.lines if any(old.matches(line) for old in old_keys)]
+
+
+def with_new_key(model: AuthorizedKeys, new: KeyLine, old_keys: Sequence[OldKey],
+                 keep_options: bool) -> Optional[KeyLine]:
+    """Insert the new key right after the first old line (in ``model``); returns the new line.
+
+    Nothing is inserted (``None``) when the new key is already in the file: whatever options it
+    has there were put there on purpose, or by an earlier run that stopped half way.
+    """
+    if model.find(new.identity()):
+        return None
+    found = old_lines(model, old_keys)
+    if not found:
+        return None
+    options = found[0].options if keep_options else new.options
+    line = make_key_line(new.key_type, new.key_base64, new.comment, options)
+    return model.insert(model.index(found[0]) + 1, line)
+
+
+def without_old_keys(model: AuthorizedKeys, old_keys: Sequence[OldKey]) -> List[KeyLine]:
+    """Remove every line of the old key(s) from ``model``; returns the removed lines."""
+    removed = old_lines(model, old_keys)
+    for line in removed:
+        model.remove(line)
+    return removed
+
+
+def has_forced_command(line: Optional[KeyLine]) -> bool:
+    """A ``command=`` option runs instead of the login check's own command."""
+    if line is None:
+        return False
+    return any(option.lower().startswith("command=") for option in line.option_list())
+
+
+def restored_text(current: AuthorizedKeys, original: AuthorizedKeys, written: Sequence[str],
+                  new: KeyLine, old_keys: Sequence[OldKey]) -> Optional[str]:
+    """What the file must become to undo this rotation; ``None`` if it is already as it was.
+
+    When the file is exactly what this rotation wrote, the original comes back byte for byte.
+    When someone else changed it in between, their change is kept: only this rotation's own
+    edits are undone (old key lines put back, the new key removed if it was not there before).
+    """
+    text = current.render()
+    if text == original.render():
+        return None
+    if sha256(text) in written:
+        return original.render()
+    merged = current.copy()
+    for line in old_lines(original, old_keys):
+        if not any(candidate.raw == line.raw for candidate in merged.lines):
+            merged.append(line)
+    if not original.find(new.identity()):
+        merged.remove_key(new.identity())
+    result = merged.render()
+    return None if result == text else result
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# The steps, on the file
+# --------------------------------------------------------------------------------------------
+
+def _diff(path: str, before: AuthorizedKeys, after: AuthorizedKeys) -> Dict[str, str]:
+    return {"before": safe_text(before), "after": safe_text(after), "before_header": path, "after_header": path}
+
+
+def _read(target: Target, follow: bool) -> AuthorizedKeys:
+    state = read_keys_file(target.path, follow=follow, owner_uid=target.uid)
+    if not state.exists:
+        raise RotateError(f"{target.path} does not exist: there is no old key to rotate", reason="missing")
+    return AuthorizedKeys.parse(state.data.decode("utf-8", "surrogateescape"))
+
+
+def step_add(target: Target, new: KeyLine, old_keys: Sequence[OldKey], keep_options: bool = True,
+             backup: bool = False, follow: bool = False, check_mode: bool = False,
+             context_hook: Optional[ContextHook] = None) -> Dict[str, Any]:
+    """Add the new key next to the old one, or say that the rotation is already done.
+
+    ``outcome`` in the result: ``done`` (new key present, no old key: nothing to do), ``added``
+    (new key written next to the old one; in check mode: would be) or ``both`` (both were
+    already there, from a run that stopped half way: nothing written now).
+    ``original`` is the file as it was, for ``restore``; ``planned`` the diff of the whole
+    rotation (add and remove), which is what check mode reports.
+    """
+    before = _read(target, follow)
+    if not check_mode:
+        with KeysFile(target.path, owner=(target.uid, target.gid), follow=follow,
+                      context_hook=context_hook) as handle:
+            before = handle.read()  # again, under the lock: a concurrent run may have written
+            result = _plan_add(target, before, new, old_keys, keep_options)
+            if result["outcome"] == "added":
+                after = AuthorizedKeys.parse(result.pop("_after_add"))
+                result["backup_file"] = handle.write(after.render(), backup=backup)
+                result["written"] = sha256(after.render())
+            return result
+    result = _plan_add(target, before, new, old_keys, keep_options)
+    result.pop("_after_add", None)
+    return result
+
+
+def _plan_add(target: Target, before: AuthorizedKeys, new: KeyLine, old_keys: Sequence[OldKey],
+              keep_options: bool) -> Dict[str, Any]:
+    found = old_lines(before, old_keys)
+    new_present = bool(before.find(new.identity()))
+    result: Dict[str, Any] = {"path": target.path, "user": target.user, "backup_file": None, "written": None,
+                              "new_key": fingerprint(new), "old_keys": sorted({fingerprint(line) for line in found})}
+    if not found:
+        if new_present:
+            result.update(outcome="done", changed=False, forced_command=has_forced_command(before.find(new.identity())[0]))
+            return result
+        labels = ", ".join(old.label for old in old_keys)
+        raise RotateError(f"none of the old keys ({labels}) is in {target.path}, and neither is the new key: "
+                          "there is nothing to rotate (check old_key, user and path)", reason="missing")
+    after_add = before.copy()
+    added = with_new_key(after_add, new, old_keys, keep_options)
+    final = after_add.copy()
+    without_old_keys(final, old_keys)
+    placed = added if added is not None else before.find(new.identity())[0]
+    result.update(
+        outcome="added" if added is not None else "both",
+        changed=True,
+        forced_command=has_forced_command(placed),
+        original=before.render(),
+        planned=_diff(target.path, before, final),
+        _after_add=after_add.render(),
+    )
+    return result
+
+
+def step_remove_old(target: Target, new: KeyLine, old_keys: Sequence[OldKey], backup: bool = False,
+                    follow: bool = False, context_hook: Optional[ContextHook] = None) -> Dict[str, Any]:
+    """Remove the old key(s), but only while the new key is still in the file."""
+    with KeysFile(target.path, owner=(target.uid, target.gid), follow=follow,
+                  context_hook=context_hook) as handle:
+        before = handle.read()
+        if not before.find(new.identity()):
+            raise RotateError(f"the new key is no longer in {target.path} (changed by someone else since it was "
+                              "added): the old key is left in place", reason="conflict")
+        after = before.copy()
+        removed = without_old_keys(after, old_keys)
+        backup_file = None
+        written = None
+        if removed:
+            backup_file = handle.write(after.render(), backup=backup)
+            written = sha256(after.render())
+    return {"path": target.path, "changed": bool(removed), "removed": [fingerprint(line) for line in removed],
+            "backup_file": backup_file, "written": written}
+
+
+def step_restore(target: Target, original: str, written: Sequence[str], new: KeyLine,
+                 old_keys: Sequence[OldKey], follow: bool = False,
+                 context_hook: Optional[ContextHook] = None) -> Dict[str, Any]:
+    """Undo this rotation's edits (see ``restored_text``)."""
+    original_model = AuthorizedKeys.parse(original)
+    with KeysFile(target.path, owner=(target.uid, target.gid), follow=follow,
+                  context_hook=context_hook) as handle:
+        current = handle.read()
+        text = restored_text(current, original_model, written, new, old_keys)
+        if text is None:
+            return {"path": target.path, "changed": False, "restored": "unchanged"}
+        exact = text == original
+        handle.write(text)
+    return {"path": target.path, "changed": True, "restored": "exact" if exact else "merged"}
+
+
+# --------------------------------------------------------------------------------------------
+# Options (shared by the module and its action plugin, so both check the same things)
+# --------------------------------------------------------------------------------------------
+
+def user_argument_spec() -> Dict[str, Any]:
+    """The options a task may set; the action plugin validates them on the controller."""
+    return dict(
+        user=dict(type="str"),
+        path=dict(type="path"),
+        old_key=dict(type="list", elements="str", required=True, no_log=False),
+        new_key=dict(type="str", required=True, no_log=False),
+        new_private_key_path=dict(type="path", no_log=False),
+        verify=dict(type="bool", default=True),
+        accept_lockout_risk=dict(type="bool", default=False),
+        verify_old_key_rejected=dict(type="bool", default=False),
+        old_private_key_path=dict(type="path", no_log=False),
+        keep_options=dict(type="bool", default=True),
+        backup=dict(type="bool", default=False),
+        follow=dict(type="bool", default=False),
+        verify_host=dict(type="str"),
+        verify_port=dict(type="int"),
+        verify_user=dict(type="str"),
+        verify_ssh_args=dict(type="list", elements="str", default=[]),
+        verify_timeout=dict(type="int", default=10),
+    )
+
+
+# Set by the action plugin only: which step to run, and what restore needs.
+INTERNAL_OPTIONS = ("_phase", "_original", "_written")
+
+
+def module_argument_spec() -> Dict[str, Any]:
+    spec = user_argument_spec()
+    spec.update(
+        _phase=dict(type="str", choices=list(PHASES)),
+        _original=dict(type="str"),
+        _written=dict(type="list", elements="str", default=[]),
+    )
+    return spec
+
+
+def run_step(params: Dict[str, Any], check_mode: bool = False,
+             context_hook: Optional[ContextHook] = None) -> Dict[str, Any]:
+    """One run of the host module: validate what it was given, then do ``params['_phase']``."""
+    phase = params.get("_phase")
+    if phase not in PHASES:
+        raise RotateError("authorized_key_rotate runs through its action plugin, which sets the step to run; "
+                          "it cannot be run as a plain module")
+    if not params.get("user"):
+        raise RotateError("user is required")
+    keep_options = params.get("keep_options", True)
+    new = parse_new_key(params.get("new_key"), keep_options)
+    old_keys = parse_old_keys(params.get("old_key") or [])
+    check_distinct(new, old_keys)
+    target = resolve_target(params["user"], params.get("path"))
+    follow = bool(params.get("follow"))
+    if phase == "add":
+        return step_add(target, new, old_keys, keep_options=keep_options, backup=bool(params.get("backup")),
+                        follow=follow, check_mode=check_mode, context_hook=context_hook)
+    if check_mode:
+        raise RotateError(f"step {phase} is never run in check mode")
+    if phase == "remove_old":
+        return step_remove_old(target, new, old_keys, backup=bool(params.get("backup")), follow=follow,
+                               context_hook=context_hook)
+    if params.get("_original") is None:
+        raise RotateError("step restore needs the original file content")
+    return step_restore(target, params["_original"], params.get("_written") or [], new, old_keys,
+                        follow=follow, context_hook=context_hook)
