@@ -94,9 +94,8 @@ def _entry_from_dict(item: Dict[str, Any], where: str) -> Entry:
             raise KeysInputError(f"{where}: {exc}") from None
     elif options is None and line.options:
         options = line.options
+    # Only an explicit comment is enforced; the key line's own comment is used for new lines.
     comment = _optional_text(item.get("comment"), where, "comment")
-    if comment is None and line.comment:
-        comment = line.comment
     replaces = None
     if item.get("replaces") is not None:
         if state != "present":
@@ -115,7 +114,7 @@ def _entries_from_text(text: str, where: str) -> List[Entry]:
             continue
         label = where if len(lines) == 1 else f"{where} line {number}"
         line = _parse(raw, label)
-        entries.append(Entry(index=label, line=line, options=line.options, comment=line.comment))
+        entries.append(Entry(index=label, line=line, options=line.options))
     return entries
 
 
@@ -202,8 +201,8 @@ def _replace(model: AuthorizedKeys, entry: Entry, plan: Plan, replace_missing: s
         if any((line.options or "") == (options or "") for line in model.find(entry.identity)):
             model.remove(old)  # the new key already has this line: just drop the old one
             continue
-        comment = entry.comment if entry.comment is not None else old.comment
-        new = model.replace_line(old, _rebuild(entry.line, options, comment))
+        comment = next(c for c in (entry.comment, entry.line.comment, old.comment, "") if c is not None)
+        new = model.replace_line(old, _rebuild(entry.line, options, comment or None))
         plan.added.append(fingerprint(new))
         plan.replaced.append({"old": fingerprint(old), "new": fingerprint(new)})
 
@@ -236,12 +235,13 @@ def _match_group(model: AuthorizedKeys, identity: str, group: List[Entry], exclu
             _apply_comment(model, line, entry, plan)
     for entry in pending:
         line = take(lambda candidate: True) if entry.options is not None else None
-        comment = entry.comment if entry.comment is not None else (line.comment if line else None)
         if line is not None:
-            new = model.replace_line(line, _rebuild(line, entry.options or None, comment))
+            comment = entry.comment if entry.comment is not None else line.comment
+            new = model.replace_line(line, _rebuild(line, entry.options or None, comment or None))
             plan.changed.append(fingerprint(new))
         else:
-            new = model.append(_rebuild(entry.line, entry.options or None, comment))
+            comment = entry.comment if entry.comment is not None else entry.line.comment
+            new = model.append(_rebuild(entry.line, entry.options or None, comment or None))
             plan.added.append(fingerprint(new))
     if exclusive:
         for line in unmatched:

@@ -42,8 +42,10 @@ options:
         blank lines and lines starting with C(#) are ignored. Every key in a string is wanted
         present.
       - A dictionary describes one key with the fields below.
-      - Options and comment that are not given (neither in the dictionary nor in the key line)
-        are left as the file has them; given, they are enforced.
+      - Options given (in the dictionary, or in front of the key in the key line) are enforced;
+        not given, the line keeps the options the file has. The same holds for O(keys[].comment);
+        the comment inside the key line is only used when a line is added, so a key copied with a
+        different comment does not rewrite an existing line.
       - "The same key may be listed more than once with different options: each variant is its
         own line, kept apart. The file's lines of a key are matched to the listed variants:
         equal options first, then variants that leave options alone, and a variant without an
@@ -66,7 +68,8 @@ options:
         type: str
       comment:
         description:
-          - The comment written after the key. An empty string removes the comment.
+          - The comment written after the key, enforced on the existing line. An empty string
+            removes the comment. Not given, new lines get the key line's own comment.
         type: str
       state:
         description:
@@ -78,7 +81,8 @@ options:
         description:
           - An old public key that this key replaces. Every line of the old key is replaced in
             place by the new key, keeping that line's options (unless O(keys[].options) is
-            given) and its comment (unless the new key has one).
+            given) and taking O(keys[].comment), else the new key line's comment, else the old
+            line's comment.
           - When the old key is not in the file but the new one is, nothing happens (the
             replacement was done before). When neither is there the task fails, unless
             O(replace_missing=add).
