@@ -251,7 +251,16 @@ def generate_private_key(key_type: str, key_size: Optional[int], passphrase: Opt
     encryption: Any = serialization.NoEncryption()
     if passphrase:
         encryption = serialization.BestAvailableEncryption(passphrase.encode("utf-8"))
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, encryption)
+    try:
+        private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, encryption)
+    except Exception as exc:  # cryptography raises UnsupportedAlgorithm without the bcrypt package
+        if not passphrase or type(exc).__name__ != "UnsupportedAlgorithm":
+            raise
+        if key_type == "ed25519":
+            raise KeypairError("an ed25519 key with a passphrase needs the Python package 'bcrypt' next to "
+                               "'cryptography' (OpenSSH's own format); use key_type rsa or ecdsa, or install bcrypt") from None
+        # Encrypted PKCS#8 PEM: OpenSSH reads it for RSA and ECDSA keys, no bcrypt needed.
+        private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     return private, parse_public_key(public.decode("ascii") + (" " + comment if comment else ""))
 
@@ -553,12 +562,17 @@ def ensure_present(client: Any, params: Mapping[str, Any], check_mode: bool) -> 
 
     desired = load_public_key(params.get("public_key"), params.get("public_key_path"))
     file_exists = check_private_key_target(path) if path else False
-    local_key = public_key_of_private_file(path, params.get("passphrase")) if file_exists else None
-    if mode == "local" and local_key is not None:
+    local_key = None
+    if mode == "local" and file_exists:
+        # The file is the source of truth of a locally generated key pair.
+        local_key = public_key_of_private_file(path, params.get("passphrase"))
         check_key_type(local_key)
         desired = local_key
 
     item = client.get_key_pair(name)
+    if mode == "cloud" and file_exists and item is not None:
+        # Only an existing key pair is compared with the file; a new one needs the overwrite opt-in.
+        local_key = public_key_of_private_file(path, params.get("passphrase"))
     before = diff_view(item)
     mismatch = False
     if item is not None:

@@ -1,0 +1,379 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the sshkeys.ecs collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""ecs_keypair main() against a fake ECS at the client seam: exit JSON, calls made, files written."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+
+from ansible_collections.sshkeys.ecs.plugins.module_utils import _keypair
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError
+from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import parse_public_key, public_key_from_private
+from ansible_collections.sshkeys.ecs.plugins.modules import ecs_keypair
+
+MUTATIONS = {"CreateKeyPair", "ImportKeyPair", "DeleteKeyPairs", "TagResources", "UntagResources",
+             "AttachKeyPair", "DetachKeyPair"}
+
+
+def mutations(log):
+    return [action for action, _params in log if action in MUTATIONS]
+
+
+def new_public_key(kind="ed25519", comment="user@host"):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+    key = ed25519.Ed25519PrivateKey.generate() if kind == "ed25519" else rsa.generate_private_key(65537, 2048)
+    line = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                            serialization.NoEncryption()).decode()
+    return f"{line} {comment}", pem
+
+
+def has_bcrypt():
+    try:
+        import bcrypt  # noqa: F401 pylint: disable=unused-import
+    except ImportError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Cloud-created key pairs.
+
+
+def test_create_writes_the_private_key_0600_and_never_prints_it(fake_ecs, run_module, tmp_path):
+    path = tmp_path / "deploy.pem"
+    result, out = run_module(ecs_keypair.main, {"name": "deploy", "private_key_path": str(path), "tags": {"t": "1"}})
+    assert result["changed"] is True and result["action"] == "created"
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    assert mode == 0o600
+    private = path.read_text()
+    assert "PRIVATE KEY" in private
+    assert private.strip().splitlines()[1] not in out
+    derived = public_key_from_private(private)
+    key_pair = result["key_pair"]
+    assert key_pair["public_key"] == derived.identity()
+    assert key_pair["fingerprint_sha256"] == derived.fingerprint("sha256")
+    assert key_pair["fingerprint_md5"] == derived.fingerprint("md5")
+    assert key_pair["id"] == "kp-1" and key_pair["tags"] == {"t": "1"}
+    assert key_pair["private_key_path"] == str(path)
+    assert "private_key" not in result
+    assert "unit-test-secret-value" not in out
+    assert [f for f in os.listdir(tmp_path) if f.startswith(".ecs-keypair-")] == []
+
+    # Second run: the file holds the key pair's private key, so nothing changes.
+    fake_ecs.log.clear()
+    again, _out = run_module(ecs_keypair.main, {"name": "deploy", "private_key_path": str(path), "tags": {"t": "1"}})
+    assert again["changed"] is False and again["action"] == "unchanged"
+    assert mutations(fake_ecs.log) == []
+    assert again["key_pair"]["fingerprint_sha256"] == derived.fingerprint("sha256")
+
+
+def test_check_mode_create_makes_no_call_and_no_file(fake_ecs, run_module, tmp_path):
+    path = tmp_path / "k.pem"
+    result, _out = run_module(ecs_keypair.main, {"name": "deploy", "private_key_path": str(path)}, check=True, diff=True)
+    assert result["changed"] is True and result["action"] == "created"
+    assert mutations(fake_ecs.log) == [] and not path.exists() and os.listdir(tmp_path) == []
+    assert result["diff"] == {"before": {"state": "absent"},
+                              "after": {"state": "present", "public_key": None, "fingerprint_sha256": None,
+                                        "tags": {}, "resource_group_id": None}}
+
+
+def test_return_private_key_only_when_asked(fake_ecs, run_module):
+    result, _out = run_module(ecs_keypair.main, {"name": "deploy", "return_private_key": True})
+    assert "PRIVATE KEY" in result["private_key"]
+    assert public_key_from_private(result["private_key"]).identity() == result["key_pair"]["public_key"]
+
+
+def test_create_refuses_to_overwrite_an_existing_file_before_any_call(fake_ecs, run_module, tmp_path):
+    path = tmp_path / "k.pem"
+    path.write_text("something else\n")
+    result, _out = run_module(ecs_keypair.main, {"name": "deploy", "private_key_path": str(path)})
+    assert result["failed"] and "overwrite_private_key" in result["msg"]
+    assert mutations(fake_ecs.log) == [] and path.read_text() == "something else\n"
+
+
+def test_existing_cloud_key_pair_without_its_private_key_is_left_alone(fake_ecs, run_module, tmp_path):
+    run_module(ecs_keypair.main, {"name": "deploy", "return_private_key": True})
+    fake_ecs.log.clear()
+    result, _out = run_module(ecs_keypair.main, {"name": "deploy", "private_key_path": str(tmp_path / "x.pem")})
+    assert result["changed"] is False and result["action"] == "unchanged"
+    assert any("cannot be fetched again" in w for w in result["warnings"])
+    assert mutations(fake_ecs.log) == [] and not (tmp_path / "x.pem").exists()
+
+
+def test_write_failure_after_create_deletes_the_key_pair_and_hides_the_key(fake_ecs, run_module, tmp_path, monkeypatch):
+    def broken_commit(self, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_keypair.PrivateKeyFile, "commit", broken_commit)
+    result, out = run_module(ecs_keypair.main, {"name": "deploy", "private_key_path": str(tmp_path / "k.pem")})
+    assert result["failed"] and "could not be written" in result["msg"] and "deleted again" in result["msg"]
+    assert "No space left" in result["msg"]
+    assert "PRIVATE KEY" not in out and "MII" not in out
+    assert mutations(fake_ecs.log) == ["CreateKeyPair", "DeleteKeyPairs"] and fake_ecs.store == {}
+    assert os.listdir(tmp_path) == []
+
+
+def test_lost_create_reply_deletes_the_orphan_and_creates_again(fake_ecs, run_module, tmp_path):
+    lost = EcsApiError(code="ConnectionError", message="connection reset", sent=True)
+    fake_ecs.failures.append(("CreateKeyPair", lost, "after"))
+    path = tmp_path / "k.pem"
+    result, _out = run_module(ecs_keypair.main, {"name": "deploy", "private_key_path": str(path)})
+    assert result["changed"] is True
+    assert mutations(fake_ecs.log) == ["CreateKeyPair", "DeleteKeyPairs", "CreateKeyPair"]
+    assert public_key_from_private(path.read_text()).identity() == fake_ecs.store["deploy"]["PublicKey"]
+
+
+def test_api_errors_report_code_and_request_id(fake_ecs, run_module, tmp_path):
+    fake_ecs.failures.append(("CreateKeyPair", EcsApiError(code="QuotaExceed.KeyPair", message="quota", http_status=403,
+                                                           request_id="RID-42", action="CreateKeyPair"), "before"))
+    result, _out = run_module(ecs_keypair.main, {"name": "deploy", "private_key_path": str(tmp_path / "k.pem")})
+    assert result["failed"] and "QuotaExceed.KeyPair" in result["msg"] and "RID-42" in result["msg"]
+    assert result["error"] == {"code": "QuotaExceed.KeyPair", "message": "quota", "request_id": "RID-42",
+                               "http_status": 403, "action": "CreateKeyPair"}
+    assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Locally generated key pairs.
+
+
+@pytest.mark.parametrize("key_type, key_size, expected", [
+    ("ed25519", None, "ssh-ed25519"), ("ecdsa", 384, "ecdsa-sha2-nistp384"), ("rsa", 2048, "ssh-rsa")])
+def test_generate_local_writes_first_then_imports(fake_ecs, run_module, tmp_path, key_type, key_size, expected):
+    path = tmp_path / "id"
+    args = {"name": "web", "generate": "local", "key_type": key_type, "private_key_path": str(path),
+            "passphrase": "correct horse"}
+    if key_type == "ed25519" and not has_bcrypt():
+        args.pop("passphrase")
+    if key_size:
+        args["key_size"] = key_size
+    result, out = run_module(ecs_keypair.main, args)
+    assert result["changed"] is True and result["action"] == "created"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    derived = public_key_from_private(path.read_bytes(), args.get("passphrase"))
+    assert derived.key_type == expected
+    assert fake_ecs.store["web"]["PublicKey"] == derived.identity()
+    assert result["key_pair"]["fingerprint_sha256"] == derived.fingerprint("sha256")
+    assert "correct horse" not in out
+    fake_ecs.log.clear()
+    again, _out = run_module(ecs_keypair.main, args)
+    assert again["changed"] is False and mutations(fake_ecs.log) == []
+
+
+def test_generate_local_reuses_an_existing_private_key_file(fake_ecs, run_module, tmp_path):
+    line, pem = new_public_key()
+    path = tmp_path / "id"
+    path.write_text(pem)
+    result, _out = run_module(ecs_keypair.main, {"name": "web", "generate": "local", "private_key_path": str(path)})
+    assert result["changed"] and fake_ecs.store["web"]["PublicKey"] == parse_public_key(line).identity()
+    assert path.read_text() == pem
+
+
+def test_generate_local_with_the_key_pair_but_no_file_is_a_mismatch(fake_ecs, run_module, tmp_path):
+    line, _pem = new_public_key()
+    run_module(ecs_keypair.main, {"name": "web", "public_key": line})
+    result, _out = run_module(ecs_keypair.main, {"name": "web", "generate": "local",
+                                                 "private_key_path": str(tmp_path / "id")})
+    assert result["failed"] and "on_mismatch" in result["msg"]
+    assert not (tmp_path / "id").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Imported key pairs and mismatches.
+
+
+def test_import_then_no_change_then_mismatch_policies(fake_ecs, run_module):
+    line, _pem = new_public_key()
+    other, _pem2 = new_public_key()
+    result, _out = run_module(ecs_keypair.main, {"name": "ops", "public_key": line}, diff=True)
+    assert result["changed"] and result["action"] == "imported"
+    assert result["key_pair"]["public_key"] == parse_public_key(line).identity()
+    assert result["diff"]["before"] == {"state": "absent"} and result["diff"]["after"]["state"] == "present"
+    assert "PRIVATE" not in json.dumps(result["diff"])
+
+    # Same key with another comment and extra whitespace: no change.
+    same = "  " + " ".join(line.split()[:2]) + "   other comment  "
+    result, _out = run_module(ecs_keypair.main, {"name": "ops", "public_key": same})
+    assert result["changed"] is False and result["action"] == "unchanged"
+
+    fake_ecs.log.clear()
+    result, _out = run_module(ecs_keypair.main, {"name": "ops", "public_key": other})
+    assert result["failed"] and "on_mismatch" in result["msg"] and "SHA256:" in result["msg"]
+    assert mutations(fake_ecs.log) == []
+
+    result, _out = run_module(ecs_keypair.main, {"name": "ops", "public_key": other, "on_mismatch": "keep"})
+    assert result["changed"] is False and result["action"] == "kept" and mutations(fake_ecs.log) == []
+
+    result, _out = run_module(ecs_keypair.main, {"name": "ops", "public_key": other, "on_mismatch": "replace"},
+                              check=True)
+    assert result["changed"] and result["action"] == "replaced" and mutations(fake_ecs.log) == []
+    assert result["key_pair"]["public_key"] == parse_public_key(other).identity()
+
+    result, _out = run_module(ecs_keypair.main, {"name": "ops", "public_key": other, "on_mismatch": "replace"})
+    assert result["changed"] and result["action"] == "replaced"
+    assert mutations(fake_ecs.log) == ["DeleteKeyPairs", "ImportKeyPair"]
+    assert fake_ecs.store["ops"]["PublicKey"] == parse_public_key(other).identity()
+    assert result["key_pair"]["public_key"] == parse_public_key(other).identity()
+
+
+def test_replace_of_an_attached_key_pair_needs_the_opt_in_and_reattaches(fake_ecs, run_module):
+    line, _pem = new_public_key()
+    other, _pem2 = new_public_key()
+    run_module(ecs_keypair.main, {"name": "ops", "public_key": line})
+    fake_ecs.instances.update({"i-1": {"InstanceId": "i-1", "KeyPairName": "ops", "Status": "Running"},
+                               "i-2": {"InstanceId": "i-2", "KeyPairName": "ops", "Status": "Stopped"}})
+    fake_ecs.log.clear()
+    args = {"name": "ops", "public_key": other, "on_mismatch": "replace"}
+    result, _out = run_module(ecs_keypair.main, args)
+    assert result["failed"] and "detach_instances" in result["msg"] and "i-1" in result["msg"]
+    assert mutations(fake_ecs.log) == []
+    result, _out = run_module(ecs_keypair.main, dict(args, detach_instances=True, include_instances=True))
+    assert result["changed"] and mutations(fake_ecs.log) == ["DetachKeyPair", "DeleteKeyPairs", "ImportKeyPair",
+                                                             "AttachKeyPair"]
+    assert sorted(i["instance_id"] for i in result["key_pair"]["instances"]) == ["i-1", "i-2"]
+    assert any("restarts" in w for w in result["warnings"])
+
+
+@pytest.mark.parametrize("public_key, message", [
+    ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAA\n-----END OPENSSH PRIVATE KEY-----\n", "private key"),
+    ("not a key at all", "not a valid public key"),
+    ("ssh-rsa AAAA!!!!", "not a valid public key"),
+])
+def test_bad_public_keys_fail_before_any_call(fake_ecs, run_module, public_key, message):
+    result, out = run_module(ecs_keypair.main, {"name": "ops", "public_key": public_key})
+    assert result["failed"] and message in result["msg"]
+    assert fake_ecs.log == []
+    assert "b3BlbnNzaC1rZXktdjEAAAA" not in result["msg"]
+
+
+def test_unsupported_key_type_is_refused(fake_ecs, run_module, monkeypatch):
+    line, _pem = new_public_key()
+    monkeypatch.setattr(_keypair, "ACCEPTED_KEY_TYPES", ("ssh-rsa",))
+    result, _out = run_module(ecs_keypair.main, {"name": "ops", "public_key": line})
+    assert result["failed"] and "cannot be imported into ECS" in result["msg"] and fake_ecs.log == []
+
+
+def test_public_key_path_errors(fake_ecs, run_module, tmp_path):
+    result, _out = run_module(ecs_keypair.main, {"name": "ops", "public_key_path": str(tmp_path / "missing.pub")})
+    assert result["failed"] and "cannot read public_key_path" in result["msg"] and fake_ecs.log == []
+    _line, pem = new_public_key()
+    (tmp_path / "id").write_text(pem)
+    result, _out = run_module(ecs_keypair.main, {"name": "ops", "public_key_path": str(tmp_path / "id")})
+    assert result["failed"] and "holds a private key" in result["msg"] and fake_ecs.log == []
+
+
+@pytest.mark.parametrize("name, message", [
+    ("a", "2 to 128"), ("x" * 129, "2 to 128"), ("1abc", "start with a letter"), ("_abc", "start with a letter"),
+    ("ab c", "may hold only"), ("ab/c", "may hold only"), ("http://x", "http://"), ("https://x", "http://"),
+    ("ab*", "may hold only"),
+])
+def test_bad_names_fail_before_any_call(fake_ecs, run_module, name, message):
+    result, _out = run_module(ecs_keypair.main, {"name": name, "return_private_key": True})
+    assert result["failed"] and message in result["msg"] and fake_ecs.log == []
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"generate": "local"}, "needs private_key_path"),
+    ({"key_size": 2048}, "only to generate=local"),
+    ({"generate": "local", "private_key_path": "/tmp/x", "key_type": "ecdsa", "key_size": 300}, "256, 384 or 521"),
+    ({"generate": "local", "private_key_path": "/tmp/x", "key_type": "ed25519", "key_size": 256}, "ed25519"),
+    ({}, "private_key_path"),
+    ({"public_key": "ssh-ed25519 AAAA", "private_key_path": "/tmp/x"}, "imported key pair"),
+    ({"return_private_key": True, "tags": {"aliyun-x": "1"}}, "must not start"),
+    ({"return_private_key": True, "tags": {f"k{i}": "v" for i in range(21)}}, "at most 20"),
+    ({"private_key_path": "/nonexistent-dir/k.pem"}, "does not exist"),
+])
+def test_conflicting_or_bad_options_fail_before_any_call(fake_ecs, run_module, args, message):
+    result, _out = run_module(ecs_keypair.main, dict({"name": "ok-name"}, **args))
+    assert result["failed"] and message in result["msg"], result["msg"]
+    assert fake_ecs.log == []
+
+
+def test_symlinked_private_key_path_is_refused(fake_ecs, run_module, tmp_path):
+    (tmp_path / "real").write_text("")
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    result, _out = run_module(ecs_keypair.main, {"name": "ok", "private_key_path": str(tmp_path / "link")})
+    assert result["failed"] and "symbolic link" in result["msg"] and fake_ecs.log == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Tags.
+
+
+def test_tags_are_added_and_purged_with_check_mode_first(fake_ecs, run_module):
+    line, _pem = new_public_key()
+    run_module(ecs_keypair.main, {"name": "ops", "public_key": line, "tags": {"a": "1", "b": "2"}})
+    fake_ecs.log.clear()
+    args = {"name": "ops", "public_key": line, "tags": {"a": "1", "c": "3"}}
+    result, _out = run_module(ecs_keypair.main, args, check=True, diff=True)
+    assert result["changed"] and result["action"] == "updated" and mutations(fake_ecs.log) == []
+    assert result["diff"]["before"]["tags"] == {"a": "1", "b": "2"}
+    assert result["diff"]["after"]["tags"] == {"a": "1", "c": "3"}
+    assert result["key_pair"]["tags"] == {"a": "1", "c": "3"}
+    result, _out = run_module(ecs_keypair.main, args)
+    assert result["changed"] and mutations(fake_ecs.log) == ["UntagResources", "TagResources"]
+    assert result["key_pair"]["tags"] == {"a": "1", "c": "3"}
+    result, _out = run_module(ecs_keypair.main, dict(args, tags={"d": "4"}, purge_tags=False))
+    assert result["key_pair"]["tags"] == {"a": "1", "c": "3", "d": "4"}
+    fake_ecs.log.clear()
+    result, _out = run_module(ecs_keypair.main, {"name": "ops", "public_key": line})
+    assert result["changed"] is False and mutations(fake_ecs.log) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# state=absent.
+
+
+def test_absent(fake_ecs, run_module):
+    line, _pem = new_public_key()
+    result, _out = run_module(ecs_keypair.main, {"name": "ops", "state": "absent"})
+    assert result["changed"] is False and result["action"] == "absent" and result["key_pair"] == {}
+    run_module(ecs_keypair.main, {"name": "ops", "public_key": line})
+    result, _out = run_module(ecs_keypair.main, {"name": "ops", "state": "absent"}, check=True, diff=True)
+    assert result["changed"] and "ops" in fake_ecs.store
+    assert result["diff"]["after"] == {"state": "absent"}
+    result, _out = run_module(ecs_keypair.main, {"name": "ops", "state": "absent"})
+    assert result["changed"] and result["action"] == "deleted" and "ops" not in fake_ecs.store
+    assert result["key_pair"]["public_key"] == parse_public_key(line).identity()
+
+
+def test_absent_attached_seed_behaviour_warns(fake_ecs, run_module):
+    line, _pem = new_public_key()
+    run_module(ecs_keypair.main, {"name": "ops", "public_key": line})
+    fake_ecs.instances["i-1"] = {"InstanceId": "i-1", "KeyPairName": "ops"}
+    result, _out = run_module(ecs_keypair.main, {"name": "ops", "state": "absent"})
+    assert result["changed"] and any("still attached" in w for w in result["warnings"])
+
+
+def test_absent_attached_strict_behaviour_fails_clearly_then_detach_works(fake_ecs, run_module):
+    line, _pem = new_public_key()
+    run_module(ecs_keypair.main, {"name": "ops", "public_key": line})
+    fake_ecs.instances["i-1"] = {"InstanceId": "i-1", "KeyPairName": "ops"}
+    fake_ecs.strict_delete = True
+    result, _out = run_module(ecs_keypair.main, {"name": "ops", "state": "absent"})
+    assert result["failed"] and "detach_instances=true" in result["msg"] and "i-1" in result["msg"]
+    assert "InvalidParameter.KeypairAlreadyAttachedInstance" in result["msg"]
+    fake_ecs.log.clear()
+    result, _out = run_module(ecs_keypair.main, {"name": "ops", "state": "absent", "detach_instances": True})
+    assert result["changed"] and mutations(fake_ecs.log) == ["DetachKeyPair", "DeleteKeyPairs"]
+    assert fake_ecs.instances["i-1"]["KeyPairName"] == ""
+
+
+def test_partial_attach_failures_are_not_lost():
+    class Client:
+        def call(self, action, params):
+            return {"TotalCount": 2, "FailCount": 1, "Results": {"Result": [
+                {"InstanceId": "i-1", "Success": "true", "Code": "200"},
+                {"InstanceId": "i-2", "Success": "false", "Code": "DependencyViolation.WindowsInstance",
+                 "Message": "windows"}]}}
+
+    with pytest.raises(EcsApiError) as info:
+        _keypair.attach_or_detach(Client(), "AttachKeyPair", "k", ["i-1", "i-2"])
+    assert "i-2" in str(info.value) and "DependencyViolation.WindowsInstance" in str(info.value)
