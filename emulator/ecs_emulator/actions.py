@@ -312,7 +312,7 @@ def describe_key_pairs(ctx: Context) -> dict:
     items = []
     for r in rows:
         item = {"KeyPairName": r["name"], "KeyPairId": r["id"],
-                "KeyPairFingerPrint": sshkeys.md5_fingerprint(r["public_key"], colons=True),
+                "KeyPairFingerPrint": sshkeys.colon_hex(r["fingerprint"]),
                 "CreationTime": r["created"], "ResourceGroupId": r["resource_group"],
                 "Tags": {"Tag": tags.get(r["name"], [])}}
         if include_public:

@@ -24,6 +24,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -241,6 +242,14 @@ class PodmanBackend(InstanceBackend):
     def boot(self, spec: BootSpec) -> None:
         if spec.os_type != "linux":
             return
+        try:
+            self._boot(spec)
+        except (PodmanError, ValueError) as exc:
+            # The caller may log only the exception's class; the reason belongs in the log too.
+            log.error("instance %s: boot failed: %s", spec.instance_id, exc)
+            raise
+
+    def _boot(self, spec: BootSpec) -> None:
         _check_endpoint(spec.address, spec.ssh_port)
         name = self.container_name(spec.instance_id)
         endpoint = f"{spec.address}:{spec.ssh_port}"
@@ -348,3 +357,35 @@ class PodmanBackend(InstanceBackend):
     def close(self) -> None:
         if self.remove_on_close:
             self.purge()
+
+
+def purge_state(state_id: str, config_root: str | os.PathLike[str] | None = None) -> int:
+    """Removes the containers and boot configuration of one emulator state; returns how many containers."""
+    backend = PodmanBackend(state_id=state_id, ssh_port=22, config_root=config_root, ensure_image=False)
+    count = len(backend.containers())
+    backend.purge()
+    return count
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m ecs_emulator.podman_backend purge STATE_ID`: clean up after an emulator run."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m ecs_emulator.podman_backend",
+                                     description="Housekeeping for the emulator's podman instances.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    purge = sub.add_parser("purge", help="remove every container (and boot configuration) of one state")
+    purge.add_argument("state_id", help="the state id (in the emulator's ready file, key state_id)")
+    purge.add_argument("--config-root", help="boot configuration directory, if not the default")
+    args = parser.parse_args(argv)
+    try:
+        count = purge_state(args.state_id, args.config_root)
+    except (PodmanError, ValueError) as exc:
+        print(f"ecs-emulator purge: {exc}", file=sys.stderr)
+        return 1
+    print(f"removed {count} container(s) of state {args.state_id}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

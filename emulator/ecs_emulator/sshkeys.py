@@ -134,6 +134,11 @@ def md5_fingerprint(public_key: str, colons: bool) -> str:
     return ":".join(digest[i:i + 2] for i in range(0, 32, 2)) if colons else digest
 
 
+def colon_hex(digest: str) -> str:
+    """'a1b2...' -> 'a1:b2:...'."""
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
 def normalize_fingerprint(value: str) -> str:
     """A fingerprint filter in either spelling -> plain lower-case hex."""
     v = value.strip().lower()

@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""Signed DescribeKeyPairs throughput and latency of the ECS emulator at 1, 8 and 32 clients.
+
+Starts its own emulator (fresh state, free port, request log off) unless --ready-file points at
+a running one, creates a few key pairs, then lets N clients send v1-signed DescribeKeyPairs
+over keep-alive connections for a fixed time and prints requests/s and p50/p99 latency.
+Clients are threads spread over a few processes, so the client side is not held back by one GIL.
+This is a measurement, not a test: it asserts nothing.
+
+    .venv/bin/python benchmarks/emulator_load.py [--seconds 5] [--clients 1,8,32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from urllib.parse import quote
+
+
+def _enc(value: str) -> str:
+    return quote(value, safe="-_.~")
+
+
+def signed_query(key_id: str, secret: str, params: dict[str, str]) -> str:
+    """The v1 (HMAC-SHA1) signature, written here from the published description."""
+    full = dict(params, Format="JSON", Version="2014-05-26", AccessKeyId=key_id, SignatureMethod="HMAC-SHA1",
+                SignatureVersion="1.0", SignatureNonce=uuid.uuid4().hex,
+                Timestamp=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    canonical = "&".join(f"{_enc(k)}={_enc(v)}" for k, v in sorted(full.items()))
+    to_sign = f"POST&{_enc('/')}&{_enc(canonical)}"
+    sig = base64.b64encode(hmac.new((secret + "&").encode(), to_sign.encode(), hashlib.sha1).digest()).decode()
+    return canonical + "&Signature=" + _enc(sig)
+
+
+def call(conn: http.client.HTTPConnection, key: tuple[str, str], params: dict[str, str]) -> dict:
+    conn.request("POST", "/?" + signed_query(key[0], key[1], params), headers={"Content-Length": "0"})
+    resp = conn.getresponse()
+    body = json.loads(resp.read())
+    if resp.status != 200:
+        raise RuntimeError(f"{params['Action']}: {resp.status} {body.get('Code')}")
+    return body
+
+
+class RawClient:
+    """A minimal keep-alive HTTP/1.1 client: the clients share the CPUs with the server, so the
+    less work they do per request, the more of the machine the measurement gives the server."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.sock = None
+        self.buf = b""
+
+    def _connect(self) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def post(self, query: str) -> int:
+        if self.sock is None:
+            self._connect()
+        self.sock.sendall(f"POST /?{query} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nContent-Length: 0\r\n\r\n".encode())
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buf += chunk
+        head, _, rest = self.buf.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(rest) < length:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            rest += chunk
+        self.buf = rest[length:]
+        return status
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        self.sock = None
+
+
+def _client_process(port: int, key: tuple[str, str], threads: int, seconds: float, start_at: float, out) -> None:
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+    errors = [0] * threads
+
+    def worker(i: int) -> None:
+        client = RawClient(port)
+        params = {"Action": "DescribeKeyPairs", "RegionId": "cn-hangzhou", "PageSize": "50"}
+        while time.time() < start_at:
+            time.sleep(0.001)
+        end = start_at + seconds
+        while time.time() < end:
+            t0 = time.perf_counter()
+            try:
+                status = client.post(signed_query(key[0], key[1], params))
+            except OSError:
+                errors[i] += 1
+                client.close()
+                continue
+            if status != 200:
+                errors[i] += 1
+                continue
+            latencies[i].append(time.perf_counter() - t0)
+        client.close()
+
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    out.put(([x for lat in latencies for x in lat], sum(errors)))
+
+
+def measure(port: int, key: tuple[str, str], clients: int, seconds: float) -> dict:
+    procs = min(clients, max(2, os.cpu_count() or 2))
+    per = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    start_at = time.time() + 0.5
+    ps = [multiprocessing.Process(target=_client_process, args=(port, key, n, seconds, start_at, queue))
+          for n in per if n]
+    for p in ps:
+        p.start()
+    latencies, errors = [], 0
+    for _ in ps:
+        lat, err = queue.get()
+        latencies += lat
+        errors += err
+    for p in ps:
+        p.join()
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else float("nan")
+
+    return {"clients": clients, "requests": len(latencies), "errors": errors,
+            "rps": len(latencies) / seconds, "p50_ms": pct(0.50), "p99_ms": pct(0.99)}
+
+
+def start_emulator(workdir: str) -> tuple[subprocess.Popen, dict]:
+    ready = os.path.join(workdir, "ready.json")
+    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "ecs-emulator"), "serve",
+                             "--listen", "127.0.0.1:0", "--state", os.path.join(workdir, "state.sqlite"),
+                             "--ready-file", ready, "--quiet", "--fast"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(300):
+        if os.path.exists(ready):
+            with open(ready) as fh:
+                return proc, json.load(fh)
+        time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("the emulator did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--clients", default="1,8,32")
+    parser.add_argument("--keypairs", type=int, default=20, help="key pairs to create first (each page lists them all)")
+    parser.add_argument("--ready-file", help="use a running emulator described by this ready file")
+    args = parser.parse_args()
+    proc = None
+    with tempfile.TemporaryDirectory() as workdir:
+        if args.ready_file:
+            with open(args.ready_file) as fh:
+                doc = json.load(fh)
+        else:
+            proc, doc = start_emulator(workdir)
+        try:
+            port = doc["port"]
+            k = doc["accounts"][0]["access_keys"][0]
+            key = (k["id"], k["secret"])
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            existing = call(conn, key, {"Action": "DescribeKeyPairs", "RegionId": "cn-hangzhou"})["TotalCount"]
+            for i in range(existing, args.keypairs):
+                call(conn, key, {"Action": "CreateKeyPair", "RegionId": "cn-hangzhou", "KeyPairName": f"bench-{i:03d}"})
+            conn.close()
+            print(f"signed DescribeKeyPairs (PageSize 50, {args.keypairs} key pairs), {args.seconds:g} s per level, "
+                  f"{os.cpu_count()} CPUs (clients share them)")
+            print(f"{'clients':>8} {'requests':>9} {'errors':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+            for n in (int(c) for c in args.clients.split(",")):
+                r = measure(port, key, n, args.seconds)
+                print(f"{r['clients']:>8} {r['requests']:>9} {r['errors']:>7} {r['rps']:>9.0f} "
+                      f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}", flush=True)
+        finally:
+            if proc:
+                proc.terminate()
+                proc.wait(10)
+
+
+if __name__ == "__main__":
+    main()
