@@ -704,10 +704,14 @@ def _load_with_cryptography(loader, data: bytes, password: bytes | None):
 
 
 def _public_of(private_key) -> PublicKey:
+    import warnings
     from cryptography.hazmat.primitives import serialization
     try:
-        line = private_key.public_key().public_bytes(
-            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        with warnings.catch_warnings():
+            # Deprecation of DSA in cryptography: still wanted for reading existing keys.
+            warnings.simplefilter('ignore')
+            line = private_key.public_key().public_bytes(
+                serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     except (ValueError, TypeError):
         raise SSHKeyError('this private key type cannot be used with SSH') from None
     return parse_public_key(line.decode('ascii'))
@@ -836,7 +840,8 @@ def generate_private_key(key_type: str = 'ed25519', bits: int | None = None,
     """A new key pair: (private key text, its PublicKey). Controller side, uses cryptography.
 
     key_type is 'rsa' (bits default 3072), 'ecdsa' (256, 384 or 521) or 'ed25519';
-    private_format is 'openssh', 'pkcs8' or 'pem' (traditional, RSA and ECDSA only).
+    private_format is 'openssh', 'pkcs8' or 'pem' (traditional); Ed25519 keys are written in
+    OpenSSH format only, the one every OpenSSH version reads.
     An encrypted OpenSSH-format key needs the bcrypt package, as cryptography does.
     """
     from cryptography.hazmat.primitives import serialization
@@ -862,7 +867,8 @@ def generate_private_key(key_type: str = 'ed25519', bits: int | None = None,
         'pkcs8': serialization.PrivateFormat.PKCS8,
         'pem': serialization.PrivateFormat.TraditionalOpenSSL,
     }
-    if private_format not in formats or (private_format == 'pem' and key_type == 'ed25519'):
+    # OpenSSH reads Ed25519 private keys only in its own format (PKCS#8 since 9.6 at best).
+    if private_format not in formats or (private_format != 'openssh' and key_type == 'ed25519'):
         raise SSHKeyError(f'private key format {_safe_name(private_format)} is not available for {key_type}')
     password = _to_bytes(passphrase, 'passphrase')
     encryption = (serialization.BestAvailableEncryption(password) if password
