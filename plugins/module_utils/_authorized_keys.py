@@ -875,16 +875,22 @@ class KeysFile:
             raise AuthorizedKeysError(f"{self.path} does not exist: nothing to back up", reason="missing")
         stamp = time.strftime("%Y-%m-%d@%H:%M:%S")
         base = f"{self.name}.{os.getpid()}.{stamp}"
-        for attempt in range(100):
-            name = f"{base}~" if attempt == 0 else f"{base}.{attempt}~"
-            try:
-                self._write_new(name, state.data, state.uid, state.gid, state.mode)
-            except FileExistsError:
-                continue
-            except OSError as exc:
-                self._discard(name)
-                raise _os_error(exc, f"cannot back up {self.path}") from None
-            return os.path.join(self.directory, name)
+        # Written like the file itself (temporary name, then rename), so a kill mid-way never
+        # leaves a partial backup that someone could later restore.
+        temp = self._temp_name("tmp")
+        try:
+            self._write_new(temp, state.data, state.uid, state.gid, state.mode)
+            for attempt in range(100):
+                name = f"{base}~" if attempt == 0 else f"{base}.{attempt}~"
+                try:
+                    os.stat(name, dir_fd=self.dir_fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    os.rename(temp, name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+                    return os.path.join(self.directory, name)
+        except OSError as exc:
+            self._discard(temp)
+            raise _os_error(exc, f"cannot back up {self.path}") from None
+        self._discard(temp)
         raise AuthorizedKeysError(f"cannot find a free backup name for {self.path}", reason="io")
 
     def restore(self, backup_path: str) -> None:

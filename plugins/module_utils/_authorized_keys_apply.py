@@ -136,7 +136,28 @@ def normalise_keys(keys: List[Any]) -> List[Entry]:
         else:
             raise KeysInputError(f"{where}: must be a key line or a dict with 'key'")
     _check_conflicts(entries)
-    return entries
+    return _merge_duplicates(entries)
+
+
+def _merge_duplicates(entries: List[Entry]) -> List[Entry]:
+    """One entry per (key, options); a comment given twice must agree."""
+    merged: Dict[Tuple[str, str, Optional[str]], Entry] = {}
+    for entry in entries:
+        slot = (entry.identity, entry.state, entry.options)
+        seen = merged.get(slot)
+        if seen is None:
+            merged[slot] = entry
+            continue
+        if entry.comment is not None and seen.comment is not None and entry.comment != seen.comment:
+            raise KeysInputError(f"{entry.index}: the same key and options are listed as {seen.index} "
+                                 "with another comment")
+        if seen.comment is None:
+            seen.comment = entry.comment
+        if entry.replaces is not None:
+            if seen.replaces is not None and seen.replaces.identity() != entry.replaces.identity():
+                raise KeysInputError(f"{entry.index}: the same key is listed as {seen.index} replacing another key")
+            seen.replaces = entry.replaces
+    return list(merged.values())
 
 
 def _check_conflicts(entries: List[Entry]) -> None:
@@ -264,9 +285,7 @@ def plan(current: AuthorizedKeys, entries: List[Entry], exclusive: bool = False,
     groups: Dict[str, List[Entry]] = {}
     for entry in entries:
         if entry.state == "present":
-            group = groups.setdefault(entry.identity, [])
-            if not any(e.options == entry.options and e.comment == entry.comment for e in group):
-                group.append(entry)
+            groups.setdefault(entry.identity, []).append(entry)
     for identity, group in groups.items():
         _match_group(model, identity, group, exclusive, result)
     if exclusive:
