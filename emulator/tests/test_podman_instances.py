@@ -8,9 +8,14 @@ removed at the end of each test, whatever happened.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -283,3 +288,220 @@ def test_a_container_of_another_state_is_never_touched(backend, instance_image, 
         assert [c["instance_id"] for c in other.containers()] == ["i-own1"]
     finally:
         other.purge()
+
+
+# --- through the emulator and the official SDK ----------------------------------------------------
+#
+# The emulator runs as its own process with --instances podman. Each test gets its own small
+# address pool at the top of the emulator's range (127.0.10.192/27), away from the addresses other
+# emulator tests get first, so that tests running in parallel never publish the same address.
+
+EMULATOR_POOLS = {
+    "headline": "127.0.10.192/29",
+    "password": "127.0.10.200/29",
+    "restart": "127.0.10.208/29",
+}
+
+
+class EmulatorProcess:
+    """`ecs-emulator serve --instances podman` on a state file, restartable on the same state."""
+
+    def __init__(self, workdir: Path, pool: str) -> None:
+        self.workdir = workdir
+        self.pool = pool
+        self.state = workdir / "state.sqlite"
+        self.proc: subprocess.Popen | None = None
+        self.ready: dict = {}
+
+    def start(self, timeout: float = 300.0) -> None:
+        ready_file = self.workdir / "ready.json"
+        ready_file.unlink(missing_ok=True)
+        self.stderr = open(self.workdir / "emulator.err", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ecs_emulator.cli", "serve", "--listen", "127.0.0.1:0", "--state", str(self.state),
+             "--instances", "podman", "--fast", "--address-pool", self.pool, "--quiet",
+             "--ready-file", str(ready_file)],
+            stdout=subprocess.DEVNULL, stderr=self.stderr, env=podman_env())
+        deadline = time.monotonic() + timeout
+        while not ready_file.exists() or not ready_file.stat().st_size:
+            assert self.proc.poll() is None, f"the emulator exited: {self.log_tail()}"
+            assert time.monotonic() < deadline, f"the emulator was not ready in time: {self.log_tail()}"
+            time.sleep(0.1)
+        self.ready = json.loads(ready_file.read_text())
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if getattr(self, "stderr", None):
+            self.stderr.close()
+
+    def log_tail(self) -> str:
+        path = self.workdir / "emulator.err"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-20:]) if path.exists() else ""
+
+    def client(self):
+        from alibabacloud_ecs20140526.client import Client
+        from alibabacloud_tea_openapi import models as open_api_models
+
+        key = self.ready["accounts"][0]["access_keys"][0]
+        return Client(open_api_models.Config(
+            access_key_id=key["id"], access_key_secret=key["secret"],
+            endpoint=self.ready["endpoint"].removeprefix("http://"), protocol="http",
+            region_id=self.ready["region"]))
+
+
+@pytest.fixture
+def emulator(request, instance_image, tmp_path, monkeypatch):
+    """Parametrized indirectly with the name of the test's address pool."""
+    # The SDK's credential chain would otherwise probe the ECS metadata address.
+    monkeypatch.setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+    monkeypatch.setenv("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "true")
+    process = EmulatorProcess(tmp_path, EMULATOR_POOLS[request.param])
+    process.start()
+    state_id = process.ready["state_id"]
+    try:
+        yield process
+    finally:
+        process.stop()
+        # The emulator leaves instances running when it stops (as a cloud would); tests do not.
+        PodmanBackend(state_id=state_id, ssh_port=22, ensure_image=False).purge()
+
+
+def save_private_key(path: Path, material: str) -> Path:
+    """Stores a private key the API returned, readable by its owner only from the first byte."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(material.rstrip("\n") + "\n")
+    return path
+
+
+def instance(client, region: str, instance_id: str):
+    from alibabacloud_ecs20140526 import models
+
+    body = client.describe_instances(models.DescribeInstancesRequest(
+        region_id=region, instance_ids=json.dumps([instance_id]))).body
+    assert body.total_count == 1
+    return body.instances.instance[0]
+
+
+def wait_status(client, region: str, instance_id: str, status: str, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        item = instance(client, region, instance_id)
+        if item.status == status:
+            return item
+        assert time.monotonic() < deadline, f"{instance_id} stayed {item.status}, expected {status}"
+        time.sleep(0.2)
+
+
+def run_instance(client, region: str, **kwargs) -> str:
+    from alibabacloud_ecs20140526 import models
+
+    body = client.run_instances(models.RunInstancesRequest(
+        region_id=region, image_id="debian_12_x64_20G_alibase_20250101.vhd", instance_type="ecs.t6-c1m1.large",
+        amount=1, **kwargs)).body
+    ids = body.instance_id_sets.instance_id_set
+    assert len(ids) == 1
+    return ids[0]
+
+
+@pytest.mark.parametrize("emulator", ["headline"], indirect=True)
+def test_sdk_create_key_pair_run_instance_log_in_attach_second_reboot(emulator, tmp_path):
+    """The issue's headline: what the API says about keys is what sshd does, boot by boot."""
+    from alibabacloud_ecs20140526 import models
+
+    client, region = emulator.client(), emulator.ready["region"]
+    first = client.create_key_pair(models.CreateKeyPairRequest(region_id=region, key_pair_name="first-pair")).body
+    first_key = save_private_key(tmp_path / "first-pair.pem", first.private_key_body)
+
+    instance_id = run_instance(client, region, key_pair_name="first-pair", instance_name="headline")
+    item = wait_status(client, region, instance_id, "Running")
+    address = item.public_ip_address.ip_address[0]
+    assert ipaddress.ip_address(address) in ipaddress.IPv4Network(EMULATOR_POOLS["headline"])
+    assert item.key_pair_name == "first-pair"
+    for user in ("root", "ecs-user"):
+        assert can_login(first_key, user, address)
+
+    second = client.create_key_pair(models.CreateKeyPairRequest(region_id=region, key_pair_name="second-pair")).body
+    second_key = save_private_key(tmp_path / "second-pair.pem", second.private_key_body)
+    result = client.attach_key_pair(models.AttachKeyPairRequest(
+        region_id=region, key_pair_name="second-pair", instance_ids=json.dumps([instance_id]))).body
+    # The SDK models both counts as strings, as ECS sends them.
+    assert (int(result.total_count), int(result.fail_count)) == (1, 0)
+    assert instance(client, region, instance_id).key_pair_name == "second-pair"
+
+    # Attached while running: nothing changes inside until the instance restarts.
+    for user in ("root", "ecs-user"):
+        assert can_login(first_key, user, address)
+        assert not can_login(second_key, user, address)
+
+    client.reboot_instance(models.RebootInstanceRequest(instance_id=instance_id))
+    wait_status(client, region, instance_id, "Running")
+    for user in ("root", "ecs-user"):
+        assert can_login(second_key, user, address)
+        assert not can_login(first_key, user, address)
+
+
+@pytest.mark.parametrize("emulator", ["password"], indirect=True)
+def test_sdk_password_login_off_with_a_key_pair_and_on_after_a_password_reset(emulator, tmp_path):
+    from alibabacloud_ecs20140526 import models
+
+    client, region = emulator.client(), emulator.ready["region"]
+    client.create_key_pair(models.CreateKeyPairRequest(region_id=region, key_pair_name="pw-pair"))
+    instance_id = run_instance(client, region, key_pair_name="pw-pair", password="Initial-Pass1")
+    address = wait_status(client, region, instance_id, "Running").public_ip_address.ip_address[0]
+    refused = password_login(tmp_path, "root", address, "Initial-Pass1")
+    assert refused.returncode != 0 and "Permission denied (publickey)" in refused.stderr
+
+    client.modify_instance_attribute(models.ModifyInstanceAttributeRequest(instance_id=instance_id,
+                                                                           password="Reset-Pass2"))
+    client.reboot_instance(models.RebootInstanceRequest(instance_id=instance_id))
+    wait_status(client, region, instance_id, "Running")
+    accepted = password_login(tmp_path, "root", address, "Reset-Pass2")
+    assert accepted.returncode == 0, accepted.stderr
+    assert accepted.stdout.strip() == "root"
+
+
+@pytest.mark.parametrize("emulator", ["restart"], indirect=True)
+def test_emulator_restart_reconciles_containers_with_its_state(emulator, tmp_path):
+    from alibabacloud_ecs20140526 import models
+
+    client, region = emulator.client(), emulator.ready["region"]
+    state_id = emulator.ready["state_id"]
+    pair = client.create_key_pair(models.CreateKeyPairRequest(region_id=region, key_pair_name="rec-pair")).body
+    key = save_private_key(tmp_path / "rec-pair.pem", pair.private_key_body)
+    up_id = run_instance(client, region, key_pair_name="rec-pair")
+    down_id = run_instance(client, region, key_pair_name="rec-pair")
+    up_address = wait_status(client, region, up_id, "Running").public_ip_address.ip_address[0]
+    down_address = wait_status(client, region, down_id, "Running").public_ip_address.ip_address[0]
+    client.stop_instance(models.StopInstanceRequest(instance_id=down_id))
+    wait_status(client, region, down_id, "Stopped")
+    assert ssh(key, "root", up_address, "echo kept > /root/marker").returncode == 0
+
+    # While the emulator is down, reality drifts from its state in every way it can.
+    emulator.stop()
+    assert podman("stop", "--time", "2", CONTAINER_PREFIX + up_id).returncode == 0
+    assert podman("start", CONTAINER_PREFIX + down_id).returncode == 0
+    orphan = podman("create", "--name", f"{CONTAINER_PREFIX}i-{state_id}-orphan",
+                    "--label", f"io.github.sshkeys-ecs.emulator.state={state_id}",
+                    "--label", f"io.github.sshkeys-ecs.emulator.instance=i-{state_id}-orphan",
+                    "localhost/sshkeys-ecs-instance:latest")
+    assert orphan.returncode == 0, orphan.stderr
+
+    emulator.start()
+    assert emulator.ready["state_id"] == state_id
+    containers = {c["instance_id"]: c["running"]
+                  for c in PodmanBackend(state_id=state_id, ssh_port=22, ensure_image=False).containers()}
+    assert containers == {up_id: True, down_id: False}
+    # The same container came back (its file system too), not a new one.
+    assert ssh(key, "root", up_address, "cat /root/marker").stdout == "kept\n"
+    assert not sshd_banner(down_address, 22)
+    client = emulator.client()
+    assert instance(client, region, up_id).status == "Running"
+    assert instance(client, region, down_id).status == "Stopped"
