@@ -28,6 +28,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys impor
     read_keys_file,
     validate_options,
 )
+from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import looks_like_private_key
 
 ENTRY_FIELDS = frozenset(("key", "options", "comment", "state", "replaces"))
 WITHHELD = "# (line withheld: it looks like private key material)"
@@ -116,6 +117,17 @@ def _entries_from_text(text: str, where: str) -> List[Entry]:
         line = _parse(raw, label)
         entries.append(Entry(index=label, line=line, options=line.options))
     return entries
+
+
+def private_values(keys: Any) -> List[str]:
+    """Every string in ``keys`` that holds private key material, so the module can add them to
+    ``no_log_values``: the echo of the task's arguments must not show a pasted private key."""
+    found: List[str] = []
+    items = keys if isinstance(keys, list) else [keys]
+    for item in items:
+        values = item.values() if isinstance(item, dict) else [item]
+        found.extend(v for v in values if isinstance(v, str) and looks_like_private_key(v))
+    return found
 
 
 def normalise_keys(keys: List[Any]) -> List[Entry]:

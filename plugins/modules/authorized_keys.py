@@ -221,6 +221,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply
     KeysInputError,
     apply,
     normalise_keys,
+    private_values,
     resolve_target,
     selinux_hook,
 )
@@ -241,6 +242,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     params = module.params
+    module.no_log_values.update(private_values(params["keys"]))
     try:
         entries = normalise_keys(params["keys"])
         target = resolve_target(params["user"], params["path"])
