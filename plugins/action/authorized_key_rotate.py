@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, Dict, List, Optional
 
 from ansible.errors import AnsibleError

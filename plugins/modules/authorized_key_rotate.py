@@ -23,13 +23,13 @@ description:
     the old key keeps working. A connection that drops after step 1 leaves both keys in the file
     (the old one still works) and the task failed; the next run picks up from there.
   - A check through Ansible's own connection would prove nothing, because Ansible keeps its SSH
-    connections open (C(ControlPersist)): that is why the proof is a fresh C(ssh) process.
+    connections open (C(ControlPersist)); that is why the proof is a fresh C(ssh) process.
   - Idempotent. When the new key is in the file and none of the old keys is, nothing happens and
     no login is tried.
   - This module has an action plugin of the same name that runs on the controller and drives the
     steps; the host side uses the Python standard library only.
 author:
-  - sshkeys.ecs maintainers
+  - sshkeys.ecs maintainers (@sshkeys)
 options:
   user:
     description:
@@ -167,7 +167,9 @@ attributes:
     support: full
     description: The file before and after the whole rotation.
   platform:
+    support: full
     platforms: posix
+    description: Managed hosts with a POSIX file system and Python 3.9 or newer; the controller needs an OpenSSH client.
 notes:
   - Connections other than C(ssh) work too when O(verify_host) (and O(verify_port)) say where
     the proof should log in.
