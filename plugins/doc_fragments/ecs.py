@@ -89,7 +89,7 @@ options:
     type: bool
     default: true
 notes:
-  - This module calls the ECS API from wherever it runs; use it on the controller
-    (C(hosts: localhost), or C(delegate_to: localhost)).
+  - This module calls the ECS API from wherever it runs; run it on the controller
+    (a play on C(localhost), or C(delegate_to) set to C(localhost)).
   - Use C(module_defaults) with the action group C(group/sshkeys.ecs.ecs) to set the credentials once.
 """

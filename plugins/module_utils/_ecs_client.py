@@ -444,8 +444,7 @@ class EcsClient:
             query.update({"PageNumber": page, "PageSize": size})
             reply = self.call(action, query)
             items = dig(reply, path, action)
-            for item in items:
-                yield item
+            yield from items
             seen += len(items)
             total = reply.get("TotalCount")
             if not isinstance(total, int):

@@ -478,7 +478,8 @@ def create_key_pair(client: Any, name: str, tags: Optional[Mapping[str, str]], g
             elif last:
                 raise
             client.pause(attempt)
-    assert reply is not None
+    if reply is None:  # pragma: no cover - the loop either breaks with a reply or raises
+        raise EcsApiError(code="ConnectionError", action="CreateKeyPair", message="no reply")
     private = reply.pop("PrivateKeyBody", None)
     if not private or not isinstance(private, str):
         delete_key_pair(client, name)
@@ -680,7 +681,8 @@ def _make_key_pair(client: Any, params: Mapping[str, Any], mode: str, name: str,
             # fails, the next run finds the file and imports the same key.
             private, desired = generate_private_key(params.get("key_type") or "rsa", params.get("key_size"),
                                                     params.get("passphrase"), name)
-            assert target is not None
+            if target is None:  # pragma: no cover - check_options requires private_key_path
+                raise KeypairError("generate=local needs private_key_path")
             target.commit(private)
             target = None
         ids = [str(i.get("InstanceId")) for i in instances]
@@ -697,7 +699,8 @@ def _make_key_pair(client: Any, params: Mapping[str, Any], mode: str, name: str,
             if params.get("return_private_key"):
                 plan.private_key = private_text
         else:
-            assert desired is not None
+            if desired is None:  # pragma: no cover - import and local modes always have a key here
+                raise KeypairError("no public key to import")
             reply = import_key_pair(client, name, desired, tags, group, after_delete=replacing is not None)
             plan.key_pair_id = reply.get("KeyPairId")
             plan.public_key = desired

@@ -19,7 +19,7 @@ description:
   - An existing key pair is compared by its public key, not by the API's fingerprint; O(on_mismatch)
     says what happens when it differs.
 author:
-  - sshkeys.ecs maintainers
+  - sshkeys.ecs maintainers (@sshkeys)
 extends_documentation_fragment:
   - sshkeys.ecs.ecs
 attributes:
@@ -96,8 +96,8 @@ options:
   return_private_key:
     description:
       - Return the private key made by CreateKeyPair in RV(private_key).
-      - Anyone who can read the task output can read the key. Use it only with C(no_log: true) on the task
-        and prefer O(private_key_path).
+      - Anyone who can read the task output can read the key. Use it only with C(no_log) set to C(true) on
+        the task, and prefer O(private_key_path).
     type: bool
     default: false
   on_mismatch:
@@ -243,7 +243,7 @@ key_pair:
       returned: when O(include_instances=true)
 private_key:
   description:
-    - The unencrypted private key of a key pair created by this task. Protect it - use C(no_log: true).
+    - The unencrypted private key of a key pair created by this task. Protect it - set C(no_log) to C(true) on the task.
   returned: when O(return_private_key=true) and the key pair was created by this task
   type: str
 error:

@@ -15,7 +15,7 @@ description:
   - Fingerprints in the result are computed locally from the public keys, as C(ssh-keygen -l) prints them.
   - Optionally lists the instances that hold each key pair (DescribeInstances by key pair name).
 author:
-  - sshkeys.ecs maintainers
+  - sshkeys.ecs maintainers (@sshkeys)
 extends_documentation_fragment:
   - sshkeys.ecs.ecs
 attributes:

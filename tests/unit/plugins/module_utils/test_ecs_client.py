@@ -346,7 +346,7 @@ def test_backoff_is_exponential_capped_and_jittered():
     assert ec.backoff_delay(3, 0.5, 20, rng=lambda: 1.0) == 4.0
     assert ec.backoff_delay(10, 0.5, 20, rng=lambda: 1.0) == 20
     assert ec.backoff_delay(3, 0.5, 20, rng=lambda: 0.25) == 1.0
-    assert all(0 <= ec.backoff_delay(4, 0.5, 20) <= 8 for _ in range(50))
+    assert all(0 <= ec.backoff_delay(4, 0.5, 20) <= 8 for _try in range(50))
 
 
 def test_certificate_errors_are_not_retried():
