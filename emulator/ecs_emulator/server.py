@@ -269,7 +269,13 @@ class Handler(BaseHTTPRequestHandler):
         else:
             ok = sigs.v1_verify(key.secret, self.command, params)
         if not ok:
-            raise ApiError("SignatureDoesNotMatch", "Specified signature is not matched with our calculation.", 400)
+            message = "Specified signature is not matched with our calculation."
+            if not v3 and "Password" not in params:
+                # As the real service does, and the legacy SDK relies on (it tells a wrong secret
+                # from a wrong string to sign by comparing the part after the colon); never when
+                # the string would carry a password.
+                message += " server string to sign is:" + sigs.v1_string_to_sign(self.command, params)
+            raise ApiError("SignatureDoesNotMatch", message, 400)
         if key.security_token is not None:
             if not signed.security_token:
                 raise ApiError("MissingSecurityToken", "This AccessKey needs a SecurityToken (STS).", 400)
