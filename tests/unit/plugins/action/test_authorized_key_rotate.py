@@ -1,0 +1,237 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the sshkeys.ecs collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The action plugin of authorized_key_rotate, with the host steps run for real on a local file
+and the login proof (the ssh seam) replaced: every way a rotation can fail must leave the file as
+it was, and nothing may be changed before the inputs are checked."""
+
+from __future__ import annotations
+
+import os
+import pwd
+from unittest.mock import MagicMock
+
+import pytest
+
+from ansible_collections.sshkeys.ecs.plugins.action.authorized_key_rotate import ActionModule
+from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import generate_private_key
+from ansible_collections.sshkeys.ecs.plugins.module_utils._rotate import RotateError, run_step
+from ansible_collections.sshkeys.ecs.plugins.plugin_utils._login_proof import Outcome, command_line
+
+ME = pwd.getpwuid(os.getuid()).pw_name
+
+OLD_PRIVATE, OLD = generate_private_key("ecdsa", comment="old")
+NEW_PRIVATE, NEW = generate_private_key("ed25519", comment="new")
+STRANGER_PRIVATE, STRANGER = generate_private_key("ed25519", comment="stranger")
+
+LOGGED_IN = Outcome(True, False, "logged in and ran the check command")
+REFUSED = Outcome(False, True, "u@h: Permission denied (publickey)")
+UNREACHABLE = Outcome(False, False, "ssh: connect to host h port 22: Connection refused")
+
+
+class Host:
+    """Runs the host module's steps on a local file, the way the managed host would."""
+
+    def __init__(self, fail_phase: str | None = None) -> None:
+        self.calls: list = []
+        self.fail_phase = fail_phase
+
+    def __call__(self, module_name, module_args, task_vars, check_mode=False):
+        self.calls.append(module_args["_phase"])
+        if module_args["_phase"] == self.fail_phase:
+            return {"failed": True, "msg": f"injected failure in {self.fail_phase}"}
+        try:
+            return run_step(dict(module_args), check_mode=check_mode)
+        except RotateError as exc:
+            return {"failed": True, "msg": str(exc), "reason": exc.reason}
+
+
+@pytest.fixture()
+def keys(tmp_path):
+    paths = {}
+    for name, text in (("old", OLD_PRIVATE), ("new", NEW_PRIVATE), ("stranger", STRANGER_PRIVATE)):
+        path = tmp_path / name
+        path.write_text(text)
+        path.chmod(0o600)
+        paths[name] = str(path)
+    return paths
+
+
+@pytest.fixture()
+def keyfile(tmp_path):
+    directory = tmp_path / "home" / ".ssh"
+    directory.mkdir(parents=True, mode=0o700)
+    path = directory / "authorized_keys"
+    path.write_text(f"# keys\nno-pty {OLD.line()}\n")
+    path.chmod(0o600)
+    return path
+
+
+ORIGINAL = f"# keys\nno-pty {OLD.line()}\n"
+
+
+def make(args, host: Host, proofs=(), check=False, diff=False):
+    task = MagicMock()
+    task.args = args
+    task.async_val = 0
+    task.check_mode = check
+    task.diff = diff
+    options = {"host": "127.0.0.9", "port": 2222, "remote_user": ME, "host_key_checking": False,
+               "ssh_args": "-C -o ControlMaster=auto -o ControlPersist=60s",
+               "ssh_common_args": "-o UserKnownHostsFile=/dev/null", "ssh_extra_args": "",
+               "ssh_executable": "ssh"}
+    connection = MagicMock()
+    connection._shell.tmpdir = None
+    connection.get_option.side_effect = options.__getitem__
+    action = ActionModule(task, connection, MagicMock(), loader=None, templar=None)
+    action._execute_module = lambda module_name, module_args, task_vars: host(
+        module_name, module_args, task_vars, check_mode=task.check_mode)
+    queue = list(proofs)
+    action.proofs = []
+
+    def prove(target, key_path, fingerprint, forced_command=False):
+        action.proofs.append((target, key_path, fingerprint))
+        return queue.pop(0)
+
+    action._prove = prove
+    return action
+
+
+def rotate_args(keyfile, keys, **extra):
+    args = {"user": ME, "path": str(keyfile), "old_key": [OLD.line()], "new_key": NEW.line(),
+            "new_private_key_path": keys["new"]}
+    args.update(extra)
+    return args
+
+
+def test_rotation_proves_then_removes(keyfile, keys):
+    host = Host()
+    action = make(rotate_args(keyfile, keys, verify_old_key_rejected=True, old_private_key_path=keys["old"]),
+                  host, [LOGGED_IN, REFUSED])
+    result = action.run(task_vars={})
+    assert not result.get("failed"), result
+    assert result["changed"] and result["added"] == NEW.fingerprint() and result["removed"] == [OLD.fingerprint()]
+    assert result["verification"] == {"host": "127.0.0.9", "port": 2222, "user": ME,
+                                      "new_key_login": True, "old_key_rejected": True}
+    assert keyfile.read_text() == f"# keys\nno-pty {NEW.line()}\n"
+    assert host.calls == ["add", "remove_old"]
+    target, key_path, fingerprint = action.proofs[0]
+    assert (key_path, fingerprint) == (keys["new"], NEW.fingerprint())
+    assert action.proofs[1][1:] == (keys["old"], OLD.fingerprint())
+    # The connection's ssh arguments are passed on, but connection sharing never reaches the
+    # ssh command line of the proof; known-hosts settings do.
+    line = " ".join(command_line(target, key_path, "token"))
+    assert "ControlMaster=auto" not in line and "ControlPersist" not in line
+    assert "UserKnownHostsFile=/dev/null" in line and "StrictHostKeyChecking=no" in line
+    assert "original" not in result and "diff" not in result
+
+
+def test_second_run_changes_nothing_and_tries_no_login(keyfile, keys):
+    make(rotate_args(keyfile, keys), Host(), [LOGGED_IN]).run(task_vars={})
+    host = Host()
+    action = make(rotate_args(keyfile, keys), host, [])
+    result = action.run(task_vars={})
+    assert result["changed"] is False and not result.get("failed")
+    assert host.calls == ["add"] and action.proofs == []
+
+
+@pytest.mark.parametrize("proofs, fail_phase, step", [
+    ([REFUSED], None, "new_key_login"),
+    ([UNREACHABLE], None, "new_key_login"),
+    ([LOGGED_IN], "remove_old", "remove_old"),
+    ([LOGGED_IN, LOGGED_IN], None, "old_key_rejected"),
+    ([LOGGED_IN, UNREACHABLE], None, "old_key_rejected"),
+])
+def test_every_failure_puts_the_file_back(keyfile, keys, proofs, fail_phase, step):
+    host = Host(fail_phase)
+    action = make(rotate_args(keyfile, keys, verify_old_key_rejected=True, old_private_key_path=keys["old"]),
+                  host, proofs)
+    result = action.run(task_vars={})
+    assert result["failed"] and result["rolled_back"] and result["step"] == step
+    assert result["changed"] is False
+    assert "the old key still works" in result["msg"]
+    assert keyfile.read_text() == ORIGINAL
+    assert host.calls[-1] == "restore"
+    assert NEW_PRIVATE not in repr(result) and OLD_PRIVATE not in repr(result)
+
+
+def test_a_failed_restore_is_reported(keyfile, keys):
+    host = Host("restore")
+    result = make(rotate_args(keyfile, keys), host, [REFUSED]).run(task_vars={})
+    assert result["failed"] and not result["rolled_back"] and result["changed"]
+    assert "Restoring" in result["msg"] and "injected failure in restore" in result["msg"]
+    # Both keys are still in the file: the old key still works.
+    assert OLD.identity() in keyfile.read_text() and NEW.identity() in keyfile.read_text()
+
+
+@pytest.mark.parametrize("extra, words", [
+    ({"new_private_key_path": "stranger"}, "not of new_key"),
+    ({"new_private_key_path": None}, "new_private_key_path is required"),
+    ({"verify": False}, "accept_lockout_risk"),
+    ({"old_key": [NEW.fingerprint()]}, "same key"),
+    ({"verify_old_key_rejected": True}, "old_private_key_path is required"),
+    ({"verify_old_key_rejected": True, "old_private_key_path": "stranger"}, "none of old_key"),
+    ({"new_key": OLD_PRIVATE}, "private key"),
+    ({"_phase": "restore"}, "internal"),
+    ({"new_private_key_path": "/nonexistent/key"}, "cannot be read"),
+])
+def test_bad_input_fails_before_the_host_is_touched(keyfile, keys, extra, words):
+    for name in ("new_private_key_path", "old_private_key_path"):
+        if extra.get(name) in keys:
+            extra[name] = keys[extra[name]]
+    host = Host()
+    result = make(rotate_args(keyfile, keys, **extra), host).run(task_vars={})
+    assert result["failed"] and words in result["msg"], result["msg"]
+    assert host.calls == []
+    assert keyfile.read_text() == ORIGINAL
+    assert "BEGIN OPENSSH PRIVATE KEY" not in result["msg"]
+
+
+def test_unprotected_private_key_is_refused(keyfile, keys):
+    os.chmod(keys["new"], 0o644)
+    result = make(rotate_args(keyfile, keys), Host()).run(task_vars={})
+    assert result["failed"] and "0644" in result["msg"]
+
+
+def test_no_proof_with_acknowledgement(keyfile, keys):
+    host = Host()
+    action = make(rotate_args(keyfile, keys, verify=False, accept_lockout_risk=True, new_private_key_path=None),
+                  host, [])
+    result = action.run(task_vars={})
+    assert result["changed"] and action.proofs == [] and "verification" not in result
+    assert keyfile.read_text() == f"# keys\nno-pty {NEW.line()}\n"
+
+
+def test_check_mode_predicts_and_changes_nothing(keyfile, keys):
+    host = Host()
+    action = make(rotate_args(keyfile, keys), host, [], check=True, diff=True)
+    result = action.run(task_vars={})
+    assert result["changed"] and result["added"] == NEW.fingerprint() and result["removed"] == [OLD.fingerprint()]
+    assert result["diff"]["before"] == ORIGINAL
+    assert result["diff"]["after"] == f"# keys\nno-pty {NEW.line()}\n"
+    assert host.calls == ["add"] and action.proofs == []
+    assert keyfile.read_text() == ORIGINAL
+
+
+def test_diff_mode_shows_the_whole_rotation(keyfile, keys):
+    result = make(rotate_args(keyfile, keys), Host(), [LOGGED_IN], diff=True).run(task_vars={})
+    assert result["diff"]["before"] == ORIGINAL
+    assert result["diff"]["after"] == keyfile.read_text()
+
+
+def test_user_defaults_to_the_connection_user_and_overrides_win(keyfile, keys):
+    args = rotate_args(keyfile, keys, verify_host="10.1.2.3", verify_port=22, verify_user="deploy",
+                       verify_ssh_args=["-o ProxyJump=bastion"])
+    del args["user"]
+    action = make(args, Host(), [LOGGED_IN])
+    result = action.run(task_vars={})
+    assert result["user"] == ME
+    target = action.proofs[0][0]
+    assert (target.host, target.port, target.user) == ("10.1.2.3", 22, "deploy")
+    assert "-o ProxyJump=bastion" in target.extra_args
+
+
+def test_old_key_missing_is_a_clear_failure(keyfile, keys):
+    keyfile.write_text("# nothing here\n")
+    result = make(rotate_args(keyfile, keys), Host(), []).run(task_vars={})
+    assert result["failed"] and result["step"] == "add" and "nothing to rotate" in result["msg"]
