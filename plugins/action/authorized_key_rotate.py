@@ -63,6 +63,8 @@ class ActionModule(ActionBase):
             params["user"] = params.get("user") or self._connection_value("remote_user")
             if not params["user"]:
                 raise RotateError("user is required: the connection has no remote user to default to")
+            if params["verify_timeout"] < 1:
+                raise RotateError("verify_timeout must be at least 1 second")
             new_fp = self._check_inputs(params)
         except (RotateError, ProofError, SSHKeyError, AuthorizedKeysError) as exc:
             return self._fail(result, str(exc))
@@ -128,13 +130,22 @@ class ActionModule(ActionBase):
             self._task.check_mode = check_mode
         try:
             return self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
+        except AnsibleError as exc:
+            # A dropped connection raises instead of returning a result: the step may or may not
+            # have run on the host, which the messages built from this say.
+            return {"failed": True, "msg": f"the connection failed during the {phase} step: {exc}",
+                    "reason": "connection"}
         finally:
             self._task.check_mode = saved
 
     def _rotate(self, params: Dict[str, Any], new_fp: str, task_vars: Dict[str, Any]) -> Dict[str, Any]:
         added = self._step("add", params, task_vars)
         if added.get("failed"):
-            return self._outcome_failed(added, "add", rolled_back=False)
+            failed = self._outcome_failed(added, "add", rolled_back=False)
+            if added.get("reason") == "connection":
+                failed["msg"] += ("; the new key may or may not have been added, the old key is still in the file "
+                                  "and works: run the task again")
+            return failed
         summary: Dict[str, Any] = {"changed": False, "path": added.get("path"), "user": params["user"],
                                    "added": None, "removed": [], "backup_file": added.get("backup_file")}
         if added["outcome"] == "done":
@@ -195,11 +206,8 @@ class ActionModule(ActionBase):
                    task_vars: Dict[str, Any], error: StepFailed) -> Dict[str, Any]:
         result: Dict[str, Any] = {"failed": True, "changed": False, "step": error.step, "rolled_back": False,
                                   "path": added.get("path"), "user": params["user"]}
-        try:
-            restored = self._step("restore", params, task_vars,
-                                  extra={"_original": added["original"], "_written": written}, check_mode=False)
-        except AnsibleError as exc:
-            restored = {"failed": True, "msg": str(exc)}
+        restored = self._step("restore", params, task_vars,
+                              extra={"_original": added["original"], "_written": written}, check_mode=False)
         if restored.get("failed"):
             result["msg"] = (f"{error}. Restoring {added.get('path')} failed too ({restored.get('msg')}): the old key "
                              "is still in the file unless the failure was after its removal; check the host")

@@ -12,6 +12,7 @@ import pwd
 from unittest.mock import MagicMock
 
 import pytest
+from ansible.errors import AnsibleConnectionFailure
 
 from ansible_collections.sshkeys.ecs.plugins.action.authorized_key_rotate import ActionModule
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import generate_private_key
@@ -32,14 +33,19 @@ UNREACHABLE = Outcome(False, False, "ssh: connect to host h port 22: Connection 
 class Host:
     """Runs the host module's steps on a local file, the way the managed host would."""
 
-    def __init__(self, fail_phase: str | None = None) -> None:
+    def __init__(self, fail_phase: str | None = None, drop_phase: str | None = None) -> None:
         self.calls: list = []
         self.fail_phase = fail_phase
+        self.drop_phase = drop_phase
 
     def __call__(self, module_name, module_args, task_vars, check_mode=False):
         self.calls.append(module_args["_phase"])
         if module_args["_phase"] == self.fail_phase:
             return {"failed": True, "msg": f"injected failure in {self.fail_phase}"}
+        if module_args["_phase"] == self.drop_phase:
+            # The step runs on the host, then the connection drops before its result comes back.
+            run_step(dict(module_args), check_mode=check_mode)
+            raise AnsibleConnectionFailure("Connection reset by peer")
         try:
             return run_step(dict(module_args), check_mode=check_mode)
         except RotateError as exc:
@@ -235,3 +241,32 @@ def test_old_key_missing_is_a_clear_failure(keyfile, keys):
     keyfile.write_text("# nothing here\n")
     result = make(rotate_args(keyfile, keys), Host(), []).run(task_vars={})
     assert result["failed"] and result["step"] == "add" and "nothing to rotate" in result["msg"]
+
+
+@pytest.mark.parametrize("drop_phase", ["remove_old", "restore"])
+def test_a_dropped_connection_never_locks_out(keyfile, keys, drop_phase):
+    host = Host(drop_phase=drop_phase)
+    proofs = [LOGGED_IN] if drop_phase == "remove_old" else [REFUSED]
+    result = make(rotate_args(keyfile, keys), host, proofs).run(task_vars={})
+    assert result["failed"] and "connection failed" in result["msg"]
+    text = keyfile.read_text()
+    if drop_phase == "remove_old":
+        # The removal ran before the drop; the restore over the same (fake) host put the file back.
+        assert result["rolled_back"] and text == ORIGINAL
+    else:
+        assert not result["rolled_back"] and text == ORIGINAL
+
+
+def test_a_connection_dropped_during_add_is_reported(keyfile, keys):
+    host = Host(drop_phase="add")
+    action = make(rotate_args(keyfile, keys), host, [])
+    result = action.run(task_vars={})
+    assert result["failed"] and result["step"] == "add" and "run the task again" in result["msg"]
+    assert action.proofs == []
+    assert OLD.identity() in keyfile.read_text()
+
+
+def test_verify_timeout_must_be_positive(keyfile, keys):
+    host = Host()
+    result = make(rotate_args(keyfile, keys, verify_timeout=0), host).run(task_vars={})
+    assert result["failed"] and "verify_timeout" in result["msg"] and host.calls == []
