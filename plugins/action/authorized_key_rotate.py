@@ -27,6 +27,7 @@ from ansible_collections.sshkeys.ecs.plugins.plugin_utils._login_proof import (
     Target,
     check_private_key_file,
     prove,
+    sanitise_args,
 )
 
 MODULE = "sshkeys.ecs.authorized_key_rotate"
@@ -66,10 +67,14 @@ class ActionModule(ActionBase):
             if params["verify_timeout"] < 1:
                 raise RotateError("verify_timeout must be at least 1 second")
             new_fp = self._check_inputs(params)
+            target = None
+            if params["verify"] or params["verify_old_key_rejected"]:
+                target = self._proof_target(params, task_vars)
+                sanitise_args(target.extra_args)  # bad ssh arguments fail here, before any change
         except (RotateError, ProofError, SSHKeyError, AuthorizedKeysError) as exc:
             return self._fail(result, str(exc))
         try:
-            result.update(self._rotate(params, new_fp, task_vars))
+            result.update(self._rotate(params, new_fp, target, task_vars))
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         return result
@@ -138,7 +143,8 @@ class ActionModule(ActionBase):
         finally:
             self._task.check_mode = saved
 
-    def _rotate(self, params: Dict[str, Any], new_fp: str, task_vars: Dict[str, Any]) -> Dict[str, Any]:
+    def _rotate(self, params: Dict[str, Any], new_fp: str, target: Optional[Target],
+                task_vars: Dict[str, Any]) -> Dict[str, Any]:
         added = self._step("add", params, task_vars)
         if added.get("failed"):
             failed = self._outcome_failed(added, "add", rolled_back=False)
@@ -161,7 +167,6 @@ class ActionModule(ActionBase):
         verification: Dict[str, Any] = {}
         try:
             if params["verify"]:
-                target = self._proof_target(params, task_vars)
                 verification.update(host=target.host, port=target.port, user=target.user,
                                     new_key_login=False, old_key_rejected=None)
                 outcome = self._prove(target, params["new_private_key_path"], new_fp,
@@ -179,7 +184,6 @@ class ActionModule(ActionBase):
             summary["removed"] = removed.get("removed", [])
             summary["backup_file"] = summary["backup_file"] or removed.get("backup_file")
             if params["verify_old_key_rejected"]:
-                target = self._proof_target(params, task_vars)
                 verification.setdefault("host", target.host)
                 verification.update(port=target.port, user=target.user)
                 old_fp = self._public_key_of(params["old_private_key_path"], "old_private_key_path").fingerprint("sha256")
@@ -193,7 +197,11 @@ class ActionModule(ActionBase):
                     raise StepFailed("old_key_rejected", f"could not prove that the old key {old_fp} is refused: "
                                      f"{outcome.detail}")
                 verification["old_key_rejected"] = True
-        except StepFailed as exc:
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            # Whatever went wrong after the add step, the file goes back before the error is
+            # reported: an unexpected error must not leave the rotation half done.
+            if not isinstance(exc, StepFailed):
+                exc = StepFailed("internal", f"unexpected {type(exc).__name__} during the rotation: {exc}")
             failed = self._roll_back(params, added, written, task_vars, exc)
             if verification:
                 failed["verification"] = verification

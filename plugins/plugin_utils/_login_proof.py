@@ -82,7 +82,10 @@ def sanitise_args(args: Sequence[str]) -> List[str]:
     """
     words: List[str] = []
     for item in args:
-        words.extend(shlex.split(item) if item else [])
+        try:
+            words.extend(shlex.split(item) if item else [])
+        except ValueError as exc:
+            raise ProofError(f"ssh arguments {item!r} cannot be split like a shell would: {exc}") from None
     kept: List[str] = []
     index = 0
     while index < len(words):

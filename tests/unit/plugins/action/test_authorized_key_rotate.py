@@ -180,6 +180,8 @@ def test_a_failed_restore_is_reported(keyfile, keys):
     ({"new_key": OLD_PRIVATE}, "private key"),
     ({"_phase": "restore"}, "internal"),
     ({"new_private_key_path": "/nonexistent/key"}, "cannot be read"),
+    ({"verify_ssh_args": ["bastion.example.com"]}, "not an option"),
+    ({"verify_ssh_args": ["-o 'unterminated"]}, "quotation"),
 ])
 def test_bad_input_fails_before_the_host_is_touched(keyfile, keys, extra, words):
     for name in ("new_private_key_path", "old_private_key_path"):
@@ -270,3 +272,17 @@ def test_verify_timeout_must_be_positive(keyfile, keys):
     host = Host()
     result = make(rotate_args(keyfile, keys, verify_timeout=0), host).run(task_vars={})
     assert result["failed"] and "verify_timeout" in result["msg"] and host.calls == []
+
+
+def test_an_unexpected_error_after_the_add_step_rolls_back(keyfile, keys):
+    host = Host()
+    action = make(rotate_args(keyfile, keys), host, [])
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("surprise")
+
+    action._prove = broken
+    result = action.run(task_vars={})
+    assert result["failed"] and result["rolled_back"] and result["step"] == "internal"
+    assert "RuntimeError" in result["msg"]
+    assert keyfile.read_text() == ORIGINAL
