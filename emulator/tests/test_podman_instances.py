@@ -134,7 +134,7 @@ def spec(instance_id: str, address: str, public_key: str | None, *, password: st
 
 def test_image_boots_and_accepts_the_injected_key_for_root_and_ecs_user(backend, tmp_path):
     key, public = new_key(tmp_path, "bound")
-    other, _ = new_key(tmp_path, "stranger")
+    other = new_key(tmp_path, "stranger")[0]
     backend.boot(spec("i-img1", "127.0.40.11", public))
 
     assert sshd_banner("127.0.40.11", 22)
@@ -155,7 +155,7 @@ def test_image_boots_and_accepts_the_injected_key_for_root_and_ecs_user(backend,
 
 
 def test_each_instance_makes_its_own_host_keys(backend, tmp_path):
-    _, public = new_key(tmp_path, "bound")
+    public = new_key(tmp_path, "bound")[1]
     backend.boot(spec("i-hk1", "127.0.40.12", public))
     backend.boot(spec("i-hk2", "127.0.40.13", public))
     first = host_key("127.0.40.12")
@@ -204,7 +204,7 @@ def test_the_file_system_persists_across_stop_and_start(backend, tmp_path):
 
 
 def test_password_login_is_off_while_a_key_is_bound_and_on_after_a_reset(backend, tmp_path):
-    _, public = new_key(tmp_path, "bound")
+    public = new_key(tmp_path, "bound")[1]
     password = "Pa55:word with spaces"
     backend.boot(spec("i-pw1", "127.0.40.16", public, password=password, password_login=False))
     refused = password_login(tmp_path, "root", "127.0.40.16", password)
@@ -227,7 +227,7 @@ def test_password_login_is_off_while_a_key_is_bound_and_on_after_a_reset(backend
 
 
 def test_the_password_stays_in_a_private_file(backend, tmp_path):
-    _, public = new_key(tmp_path, "bound")
+    public = new_key(tmp_path, "bound")[1]
     backend.boot(spec("i-pw2", "127.0.40.17", public, password="S3cret-value", password_login=True))
     directory = backend.config_dir("i-pw2")
     assert directory.stat().st_mode & 0o777 == 0o700
@@ -255,7 +255,7 @@ def test_reconcile_removes_unknown_starts_running_and_stops_the_rest(backend, tm
 
 
 def test_destroy_removes_the_container_and_its_configuration(backend, tmp_path):
-    _, public = new_key(tmp_path, "bound")
+    public = new_key(tmp_path, "bound")[1]
     backend.boot(spec("i-del1", "127.0.40.21", public))
     backend.destroy("i-del1")
     assert podman("container", "exists", CONTAINER_PREFIX + "i-del1").returncode == 1
@@ -280,7 +280,7 @@ def test_a_container_of_another_state_is_never_touched(backend, instance_image, 
     other = PodmanBackend(state_id=backend.state_id + "-other", ssh_port=22,
                           config_root=tmp_path / "other", ensure_image=False)
     try:
-        _, public = new_key(tmp_path, "bound")
+        public = new_key(tmp_path, "bound")[1]
         other.boot(spec("i-own1", "127.0.40.23", public))
         with pytest.raises(PodmanError, match="another emulator state"):
             backend.boot(spec("i-own1", "127.0.40.23", public))
