@@ -145,7 +145,7 @@ def test_certificate_fields_match_ssh_keygen_listing(keys, certificates, name):
     assert f'Key ID: "{info.key_id}"' in listing
     assert f'Serial: {info.serial}' in listing
     assert f'{info.cert_type} certificate' in listing
-    assert f'Signing CA: ' in listing and info.ca_fingerprint in listing
+    assert 'Signing CA: ' in listing and info.ca_fingerprint in listing
     for principal in info.principals:
         assert principal in listing
     assert info.valid_after < info.valid_before
