@@ -569,6 +569,15 @@ def public_key_from_private(data: str | bytes, passphrase: str | bytes | None = 
     (OpenSSH and PuTTY formats), otherwise empty. A wrong or missing passphrase raises
     SSHKeyError; nothing of the key ever appears in a message.
     """
+    try:
+        return _public_key_from_private(data, passphrase)
+    except ImportError as exc:
+        # Only OpenSSH-format and unencrypted PuTTY keys are read without cryptography.
+        raise SSHKeyError(f'reading this private key needs the Python package {exc.name or "cryptography"} '
+                          'on the controller') from None
+
+
+def _public_key_from_private(data: str | bytes, passphrase: str | bytes | None) -> PublicKey:
     password = _to_bytes(passphrase, 'passphrase') or None
     raw = _to_bytes(data, 'private key')
     if not raw or not raw.strip():
@@ -844,8 +853,11 @@ def generate_private_key(key_type: str = 'ed25519', bits: int | None = None,
     OpenSSH format only, the one every OpenSSH version reads.
     An encrypted OpenSSH-format key needs the bcrypt package, as cryptography does.
     """
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    try:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    except ImportError:
+        raise SSHKeyError('generating keys needs the Python package cryptography on the controller') from None
     if key_type == 'rsa':
         bits = bits or 3072
         if not RSA_MIN_BITS <= bits <= RSA_MAX_BITS:

@@ -284,3 +284,41 @@ def test_generate_refuses_bad_requests():
     for private_format in ('pem', 'pkcs8', 'der'):
         with pytest.raises(SSHKeyError, match='not available'):
             generate_private_key('ed25519', private_format=private_format)
+
+
+def test_without_cryptography_clear_errors_and_stdlib_paths(monkeypatch, plain_keys):
+    """On a host without cryptography: OpenSSH format and plain PuTTY still work, the rest says why not."""
+    import sys
+    for name in [name for name in sys.modules if name == 'cryptography' or name.startswith('cryptography.')]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, 'cryptography', None)
+    openssh = plain_keys['openssh-ed25519']
+    assert public_key_from_private(openssh.read_text()).line() == expected_public(openssh)
+    ppk = FIXTURES / 'putty-v3-ed25519.ppk'
+    assert public_key_from_private(ppk.read_text()).line() == ppk.with_suffix('.pub').read_text().strip()
+    for path, passphrase in [(plain_keys['pem-rsa2048'], None), (FIXTURES / 'putty-v2-rsa-encrypted.ppk', FIXTURE_PASSPHRASE)]:
+        with pytest.raises(SSHKeyError, match='needs the Python package cryptography'):
+            public_key_from_private(path.read_text(), passphrase)
+    with pytest.raises(SSHKeyError, match='needs the Python package cryptography'):
+        generate_private_key('ed25519')
+
+
+def test_host_side_import_needs_nothing_but_the_standard_library(plain_keys):
+    """Parsing in a fresh interpreter loads no third-party module (what a managed host runs)."""
+    import os
+    import sys
+    from ansible_collections.sshkeys.ecs.plugins.module_utils import _openssh
+    root = pathlib.Path(os.path.abspath(_openssh.__file__)).parents[5]
+    code = (
+        'import sys\n'
+        'from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import parse_public_key\n'
+        'key = parse_public_key(sys.argv[1])\n'
+        'print(key.fingerprint("md5"))\n'
+        'print(sorted(m for m in sys.modules if m.split(".")[0] in ("cryptography", "bcrypt", "ansible")))\n'
+    )
+    public = plain_keys['openssh-ecdsa256'].with_suffix('.pub').read_text()
+    result = subprocess.run([sys.executable, '-I', '-c', f'import sys; sys.path.insert(0, {str(root)!r})\n' + code, public],
+                            capture_output=True, text=True, check=True, timeout=60)
+    fingerprint, modules = result.stdout.splitlines()
+    assert fingerprint == parse_public_key(public).fingerprint('md5')
+    assert modules == '[]'
