@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Rotating one SSH key on 10 hosts: sshkeys.ecs.authorized_key_rotate versus the three-task pattern.
 
 The peer is what playbooks usually do: ansible.posix.authorized_key adds the new key, a login
