@@ -16,6 +16,7 @@ every container of this state, for tests and throwaway runs.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import logging
@@ -128,6 +129,24 @@ def sshd_banner(address: str, port: int, timeout: float = 2.0) -> bool:
             return data == b"SSH-"
     except OSError:
         return False
+
+
+def endpoint_in_use(address: str, port: int) -> bool:
+    """True when something already listens on address:port.
+
+    Podman holds each published port open; starting a second container on the same one fails,
+    and measured here its failed start also took the first container's port forwarding down. So
+    the backend asks first. Without the privilege to bind (rootless, low port) it cannot tell,
+    and leaves the decision to podman.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((address, port))
+        except PermissionError:
+            return False
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
 
 
 class PodmanBackend(InstanceBackend):
@@ -262,6 +281,10 @@ class PodmanBackend(InstanceBackend):
                 log.warning("instance %s: container published elsewhere, recreating it", spec.instance_id)
                 self._podman("rm", "--force", "--time", "2", name)
                 info = None
+            running = info is not None and info.get("State", {}).get("Running")
+            if not running and endpoint_in_use(spec.address, spec.ssh_port):
+                raise PodmanError(f"instance {spec.instance_id}: {endpoint} is already in use by another "
+                                  f"program or container (address already in use)")
             if info is None:
                 self._podman("create", "--name", name, "--hostname", spec.instance_id,
                              "--label", f"{LABEL_STATE}={self.state_id}",
@@ -271,7 +294,7 @@ class PodmanBackend(InstanceBackend):
                              "--volume", f"{directory}:{GUEST_CONFIG_DIR}:ro",
                              self.image)
                 self._podman("start", name)
-            elif info.get("State", {}).get("Running"):
+            elif running:
                 # A reboot: stop and start the same container, so its file system persists.
                 self._podman("restart", "--time", "2", name)
             else:

@@ -290,6 +290,20 @@ def test_a_container_of_another_state_is_never_touched(backend, instance_image, 
         other.purge()
 
 
+def test_an_address_in_use_is_a_clear_error(backend, instance_image, tmp_path):
+    other = PodmanBackend(state_id=backend.state_id + "-busy", ssh_port=22,
+                          config_root=tmp_path / "busy", ensure_image=False)
+    try:
+        key, public = new_key(tmp_path, "bound")
+        other.boot(spec("i-busy1", "127.0.40.24", public))
+        with pytest.raises(PodmanError, match="127.0.40.24:22.*address already in use"):
+            backend.boot(spec("i-busy2", "127.0.40.24", public))
+        # The instance that holds the address is unharmed.
+        assert can_login(key, "root", "127.0.40.24")
+    finally:
+        other.purge()
+
+
 # --- through the emulator and the official SDK ----------------------------------------------------
 #
 # The emulator runs as its own process with --instances podman. Each test gets its own small
