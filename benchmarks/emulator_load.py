@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Signed DescribeKeyPairs throughput and latency of the ECS emulator at 1, 8 and 32 clients.
 
 Starts its own emulator (fresh state, free port, request log off) unless --ready-file points at
@@ -78,11 +77,11 @@ class RawClient:
             if not chunk:
                 raise ConnectionError("closed")
             self.buf += chunk
-        head, _, rest = self.buf.partition(b"\r\n\r\n")
+        head, _sep, rest = self.buf.partition(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
         length = 0
         for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
+            name, _sep, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value)
         while len(rest) < length:
@@ -100,7 +99,7 @@ class RawClient:
 
 
 def _client_process(port: int, key: tuple[str, str], threads: int, seconds: float, start_at: float, out) -> None:
-    latencies: list[list[float]] = [[] for _ in range(threads)]
+    latencies: list[list[float]] = [[] for _thread in range(threads)]
     errors = [0] * threads
 
     def worker(i: int) -> None:
@@ -141,7 +140,7 @@ def measure(port: int, key: tuple[str, str], clients: int, seconds: float) -> di
     for p in ps:
         p.start()
     latencies, errors = [], 0
-    for _ in ps:
+    for _proc in ps:
         lat, err = queue.get()
         latencies += lat
         errors += err
@@ -162,7 +161,7 @@ def start_emulator(workdir: str) -> tuple[subprocess.Popen, dict]:
                              "--listen", "127.0.0.1:0", "--state", os.path.join(workdir, "state.sqlite"),
                              "--ready-file", ready, "--quiet", "--fast"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(300):
+    for _attempt in range(300):
         if os.path.exists(ready):
             with open(ready) as fh:
                 return proc, json.load(fh)

@@ -89,7 +89,7 @@ def load_file(path: str) -> list[Account]:
 
 def _new_key_id() -> str:
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
-    return "LTAI5t" + "".join(secrets.choice(alphabet) for _ in range(18))
+    return "LTAI5t" + "".join(secrets.choice(alphabet) for _pos in range(18))
 
 
 def default_accounts(state: State) -> list[Account]:

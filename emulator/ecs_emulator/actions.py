@@ -177,7 +177,7 @@ def tags_param(ctx: Context, need_values: bool = False) -> list[tuple[str, str |
         elif need_values:
             value = ""
         out.append((keys[index], value))
-    if len({k for k, _ in out}) != len(out):
+    if len({k for k, _value in out}) != len(out):
         raise ApiError("InvalidTagKey.Duplicated", "The same tag key is given twice.", 400)
     return out
 
@@ -207,7 +207,7 @@ def now_iso() -> str:
 
 def new_id(prefix: str, size: int = 20) -> str:
     alphabet = string.ascii_lowercase + string.digits
-    return prefix + "".join(secrets.choice(alphabet) for _ in range(size))
+    return prefix + "".join(secrets.choice(alphabet) for _pos in range(size))
 
 
 # --- key pairs ----------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ def test_throttling_next_n_calls(faulty):
     status, out = faulty.admin("POST", "/_admin/faults",
                                {"faults": [{"action": "DescribeKeyPairs", "kind": "throttling", "count": 2}]})
     assert status == 200 and out["Faults"][0]["count"] == 2
-    for _ in range(2):
+    for _call in range(2):
         status, body = v1_call(faulty.port, faulty.key(0), DESCRIBE)
         assert (status, body["Code"]) == (400, "Throttling")
         assert body["RequestId"]
@@ -59,7 +59,7 @@ def test_status_and_code_override(faulty):
 
 def test_probability_zero_never_fires(faulty):
     faulty.admin("POST", "/_admin/faults", {"faults": [{"action": "*", "kind": "internal", "probability": 0.0}]})
-    for _ in range(20):
+    for _call in range(20):
         assert v1_call(faulty.port, faulty.key(0), DESCRIBE)[0] == 200
 
 

@@ -159,7 +159,7 @@ def test_resource_groups(emu, sdk):
 
 
 def test_delete(sdk):
-    names = [unique() for _ in range(3)]
+    names = [unique() for _n in range(3)]
     for n in names:
         sdk.call("CreateKeyPair", RegionId=REGION, KeyPairName=n)
     missing = unique()

@@ -78,10 +78,9 @@ def test_kill9_loses_no_acknowledged_write():
                         with lock:
                             runs.append((name, body["InstanceIdSets"]["InstanceIdSet"]))
                 else:
-                    status, _ = v1_call(emu.port, key, {"Action": "ImportKeyPair", "RegionId": REGION,
-                                                        "KeyPairName": name, "PublicKeyBody": PUBLIC,
-                                                        "Tag.1.Key": "x", "Tag.1.Value": "1",
-                                                        "Tag.2.Key": "y", "Tag.2.Value": "2"})
+                    status, _body = v1_call(emu.port, key, {
+                        "Action": "ImportKeyPair", "RegionId": REGION, "KeyPairName": name, "PublicKeyBody": PUBLIC,
+                        "Tag.1.Key": "x", "Tag.1.Value": "1", "Tag.2.Key": "y", "Tag.2.Value": "2"})
                     if status == 200:
                         with lock:
                             acknowledged.append(name)
@@ -131,8 +130,8 @@ def test_quota_under_concurrency():
         key = emu.key(0)
         region = "cn-beijing"
         for i in range(490):
-            status, _ = v1_call(emu.port, key, {"Action": "ImportKeyPair", "RegionId": region,
-                                                "KeyPairName": f"pre-{i}", "PublicKeyBody": PUBLIC})
+            status, _body = v1_call(emu.port, key, {"Action": "ImportKeyPair", "RegionId": region,
+                                                    "KeyPairName": f"pre-{i}", "PublicKeyBody": PUBLIC})
             assert status == 200
 
         def attempt(i: int) -> tuple[int, str]:
@@ -142,13 +141,13 @@ def test_quota_under_concurrency():
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             results = list(pool.map(attempt, range(40)))
-        assert sum(1 for s, _ in results if s == 200) == 10
+        assert sum(1 for s, _code in results if s == 200) == 10
         assert all(r == (403, "QuotaExceed.KeyPair") for r in results if r[0] != 200)
         status, body = v1_call(emu.port, key, {"Action": "DescribeKeyPairs", "RegionId": region})
         assert body["TotalCount"] == 500
         # the quota is per region: another region still has room
-        status, _ = v1_call(emu.port, key, {"Action": "ImportKeyPair", "RegionId": REGION,
-                                            "KeyPairName": "elsewhere", "PublicKeyBody": PUBLIC})
+        status, _body = v1_call(emu.port, key, {"Action": "ImportKeyPair", "RegionId": REGION,
+                                                "KeyPairName": "elsewhere", "PublicKeyBody": PUBLIC})
         assert status == 200
     finally:
         emu.stop()

@@ -25,7 +25,7 @@ def test_v1_published_vector():
 
 @pytest.mark.parametrize("name", sorted(SDKS))
 def test_wrong_secret(emu, name):
-    key_id, _ = emu.key(0)
+    key_id = emu.key(0)[0]
     client = SDKS[name](emu.endpoint, (key_id, "not-the-secret"))
     with pytest.raises(ApiFailure) as info:
         client.call("DescribeKeyPairs", RegionId=REGION)
@@ -62,7 +62,7 @@ def test_v3_expired(emu):
 
 def test_v1_nonce_replay(emu):
     query = v1_query(emu.key(0), DESCRIBE)
-    status, _ = raw(emu.port, "POST", "/?" + query)
+    status, _body = raw(emu.port, "POST", "/?" + query)
     assert status == 200
     status, body = raw(emu.port, "POST", "/?" + query)
     assert (status, body["Code"]) == (400, "SignatureNonceUsed")
