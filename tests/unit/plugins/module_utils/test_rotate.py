@@ -66,7 +66,7 @@ ORIGINAL = f"# team keys\n{OTHER.line()}\nno-pty,from=\"10.0.0.0/8\" {OLD.line()
     (OLD.fingerprint("md5")[4:].upper(), "md5"),
     (OLD.line(), None),
     (f'command="/bin/true" {OLD.line()}', None),
-])
+], ids=["sha256", "md5", "bare-md5", "line", "line-with-options"])  # keys differ per xdist worker: fixed ids
 def test_old_key_forms_match_the_old_line(text, kind):
     spec = parse_old_key(text, "old_key[0]")
     assert spec.algorithm == kind
@@ -94,7 +94,8 @@ def test_new_key_options_need_keep_options_false():
     assert parse_new_key(f"no-pty {NEW.line()}", keep_options=False).options == "no-pty"
 
 
-@pytest.mark.parametrize("old", [NEW.line(), NEW.fingerprint("sha256"), f"no-pty {NEW.identity()} other-comment"])
+@pytest.mark.parametrize("old", [NEW.line(), NEW.fingerprint("sha256"), f"no-pty {NEW.identity()} other-comment"],
+                         ids=["line", "fingerprint", "other-options-and-comment"])
 def test_new_key_equal_to_old_key_is_an_error(old):
     with pytest.raises(RotateError, match="same key"):
         check_distinct(parse_new_key(NEW.line(), True), parse_old_keys([old]))
