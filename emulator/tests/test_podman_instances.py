@@ -304,6 +304,23 @@ def test_an_address_in_use_is_a_clear_error(backend, instance_image, tmp_path):
         other.purge()
 
 
+def test_an_instance_that_dies_at_boot_is_a_clear_error(instance_image, tmp_path):
+    # An image whose boot fails at once, made on top of the instance image (no registry needed).
+    broken = f"localhost/sshkeys-ecs-instance-broken-{uuid.uuid4().hex[:8]}"
+    (tmp_path / "Containerfile").write_text(
+        f"FROM {instance_image}\nCMD [\"/bin/sh\", \"-c\", \"echo boot script failed >&2; exit 3\"]\n")
+    built = podman("build", "--network=none", "--quiet", "-t", broken, str(tmp_path))
+    assert built.returncode == 0, built.stderr
+    backend = PodmanBackend(state_id=f"pytest-{uuid.uuid4().hex[:12]}", ssh_port=22,
+                            config_root=tmp_path / "instances", image=broken, ensure_image=False)
+    try:
+        with pytest.raises(PodmanError, match="stopped during boot.*boot script failed"):
+            backend.boot(spec("i-dead1", "127.0.40.25", None))
+    finally:
+        backend.purge()
+        podman("rmi", "--force", broken)
+
+
 # --- through the emulator and the official SDK ----------------------------------------------------
 #
 # The emulator runs as its own process with --instances podman. Each test gets its own small
