@@ -18,7 +18,7 @@ from .actions import DEFAULT_REGIONS, Config
 from .backend import InstanceBackend
 from .faults import FaultError, Faults, parse_spec
 from .lifecycle import Lifecycle
-from .server import Emulator, make_server
+from .server import Emulator, RequestLog, make_server
 from .state import State
 
 
@@ -99,17 +99,16 @@ def make_backend(kind: str, state_id: str, ssh_port: int) -> InstanceBackend:
     return PodmanBackend(state_id=state_id, ssh_port=ssh_port)
 
 
-def _setup_logging(args: argparse.Namespace) -> None:
+def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    req = logging.getLogger("ecs_emulator.requests")
-    req.propagate = False
+
+
+def _request_log(args: argparse.Namespace) -> RequestLog | None:
     if args.quiet:
-        req.disabled = True
-        return
-    handler = logging.FileHandler(args.log_file) if args.log_file else logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    req.addHandler(handler)
-    req.setLevel(logging.INFO)
+        return None
+    # Line-buffered append: lines from a previous run of the same file are kept.
+    stream = open(args.log_file, "a", encoding="utf-8") if args.log_file else sys.stderr
+    return RequestLog(stream)
 
 
 def _write_ready(path: str, doc: dict) -> None:
@@ -121,7 +120,7 @@ def _write_ready(path: str, doc: dict) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    _setup_logging(args)
+    _setup_logging()
     # One thread per connection: hand the GIL over sooner than the default 5 ms, so that one
     # busy request does not add its whole slice to the latency of all the others.
     sys.setswitchinterval(0.0005)
@@ -142,6 +141,7 @@ def serve(args: argparse.Namespace) -> int:
     faults.add(args.fault)
     admin_token = args.admin_token or secrets.token_urlsafe(18)
     emulator = Emulator(state, lifecycle, config, accounts, faults, admin_token)
+    emulator.request_log = _request_log(args)
     host, port = args.listen
     try:
         server = make_server(host, port, emulator)
@@ -173,6 +173,8 @@ def serve(args: argparse.Namespace) -> int:
         server.server_close()
         lifecycle.close()
         backend.close()
+        if emulator.request_log is not None:
+            emulator.request_log.close()
         state.close()
         print("ecs-emulator stopped", flush=True)
     return 0

@@ -7,6 +7,7 @@ server is needed.
 
 from __future__ import annotations
 
+import email.utils
 import hmac
 import json
 import logging
@@ -31,7 +32,44 @@ API_VERSION = "2014-05-26"
 MAX_BODY = 1024 * 1024
 NONCE_TTL = sigs.MAX_SKEW_SECONDS * 2
 
-request_log = logging.getLogger("ecs_emulator.requests")
+
+
+class RequestLog:
+    """JSON lines, written by a background thread a few times a second: a write per request
+    would cost a syscall each on the request path. Lines still buffered when the process is
+    killed are lost; the log is a diagnostic, the state file is the truth."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="request-log", daemon=True)
+        self._thread.start()
+
+    def add(self, record: dict) -> None:
+        line = json.dumps(record)
+        with self._lock:
+            self._lines.append(line)
+
+    def flush(self) -> None:
+        with self._lock:
+            lines, self._lines = self._lines, []
+        if lines:
+            try:
+                self._stream.write("\n".join(lines) + "\n")
+                self._stream.flush()
+            except (OSError, ValueError):
+                pass
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.flush()
 
 
 class NonceCache:
@@ -68,10 +106,19 @@ class Emulator:
         self.faults = faults
         self.admin_token = admin_token
         self.nonces = NonceCache()
+        self.request_log: RequestLog | None = None
 
 
-class DuplicateParameter(Exception):
-    pass
+MAX_LINE = 65536
+MAX_HEADERS = 100
+METHODS = {b"GET", b"POST", b"DELETE", b"PUT", b"HEAD", b"OPTIONS", b"PATCH", b"TRACE", b"CONNECT"}
+
+
+class Headers(dict):
+    """Request headers, names lower-cased (a repeated header keeps its last value)."""
+
+    def get(self, name: str, default=None):  # type: ignore[override]
+        return super().get(name.lower(), default)
 
 
 def parse_params(text: str, into: dict[str, str]) -> None:
@@ -95,6 +142,63 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature of the base class
         pass
 
+    def handle_one_request(self) -> None:
+        """Reads one request. The base class parses headers with the email package, which costs
+        more than all of our own work for a small request; HTTP/1.1 headers need far less."""
+        self.command = ""
+        try:
+            line = self.rfile.readline(MAX_LINE + 1)
+        except OSError:
+            self.close_connection = True
+            return
+        if not line:
+            self.close_connection = True
+            return
+        self.raw_requestline = line
+        if len(line) > MAX_LINE:
+            self.request_version = "HTTP/1.1"
+            self.send_error(414)
+            return
+        parts = line.split()
+        if len(parts) != 3 or not parts[2].startswith(b"HTTP/1.") or parts[0] not in METHODS:
+            self.request_version = "HTTP/1.1"
+            self.send_error(400)
+            return
+        self.command = parts[0].decode("ascii")
+        self.request_version = parts[2].decode("ascii", "replace")
+        try:
+            self.path = parts[1].decode("ascii")
+        except UnicodeDecodeError:
+            self.send_error(400)
+            return
+        headers = Headers()
+        for _count in range(MAX_HEADERS + 1):
+            hline = self.rfile.readline(MAX_LINE + 1)
+            if hline in (b"\r\n", b"\n", b""):
+                break
+            name, sep, value = hline.partition(b":")
+            if not sep or len(hline) > MAX_LINE or not name.strip():
+                self.send_error(400)
+                return
+            headers[name.strip().decode("latin-1").lower()] = value.strip().decode("latin-1")
+        else:
+            self.send_error(431)
+            return
+        self.headers = headers
+        connection = headers.get("connection", "").lower()
+        if self.request_version == "HTTP/1.0":
+            self.close_connection = connection != "keep-alive"
+        else:
+            self.close_connection = connection == "close"
+        if self.command not in ("GET", "POST", "DELETE", "PUT", "HEAD"):
+            self.send_error(405)
+            return
+        self._handle()
+        try:
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Malformed HTTP (bad request line, headers too long, ...): a JSON error like any other."""
         self.close_connection = True
@@ -106,7 +210,7 @@ class Handler(BaseHTTPRequestHandler):
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         reason = self.responses.get(status, ("Error",))[0]
         head = (f"{self.protocol_version} {status} {reason}\r\nServer: ecs-emulator\r\n"
-                f"Date: {self.date_time_string()}\r\nContent-Type: application/json;charset=utf-8\r\n"
+                f"Date: {http_date()}\r\nContent-Type: application/json;charset=utf-8\r\n"
                 f"Content-Length: {len(data)}\r\n")
         if self.close_connection:
             head += "Connection: close\r\n"
@@ -190,10 +294,11 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(500, {"Code": "InternalError", "Message": "The request processing has failed due to "
                                   "some unknown error.", "RequestId": request_id, "HostId": "ecs.emulator"})
         finally:
-            request_log.info(json.dumps({
-                "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "request_id": request_id,
-                "method": self.command, "action": info["action"], "account": info["account"], "status": status,
-                "code": code, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}))
+            if self.emulator.request_log is not None:
+                self.emulator.request_log.add({
+                    "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "request_id": request_id,
+                    "method": self.command, "action": info["action"], "account": info["account"],
+                    "status": status, "code": code, "latency_ms": round((time.perf_counter() - started) * 1000, 2)})
 
     # --- the ECS API ----------------------------------------------------------------------------
 
@@ -211,7 +316,7 @@ class Handler(BaseHTTPRequestHandler):
                 parse_params(body.decode("utf-8"), params)  # a name in both query and body is a duplicate
         except UnicodeDecodeError:
             raise ApiError("InvalidParameter.Encoding", "The request parameters are not valid UTF-8.", 400) from None
-        headers = {k.lower(): v for k, v in self.headers.items()}
+        headers = dict(self.headers)
         v3 = headers.get("authorization", "").startswith("ACS3-")
         action = (headers.get("x-acs-action") if v3 else None) or params.get("Action")
         version = (headers.get("x-acs-version") if v3 else None) or params.get("Version")
@@ -328,6 +433,18 @@ class _NullWriter:
 
     def flush(self) -> None:
         pass
+
+
+_date_cache = [0, ""]
+
+
+def http_date() -> str:
+    """The Date header, formatted once a second."""
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache[1] = email.utils.formatdate(now, usegmt=True)
+        _date_cache[0] = now
+    return _date_cache[1]
 
 
 def new_request_id() -> str:

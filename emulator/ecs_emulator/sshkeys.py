@@ -136,7 +136,7 @@ def md5_fingerprint(public_key: str, colons: bool) -> str:
 
 def colon_hex(digest: str) -> str:
     """'a1b2...' -> 'a1:b2:...'."""
-    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+    return bytes.fromhex(digest).hex(":")
 
 
 def normalize_fingerprint(value: str) -> str:
