@@ -83,7 +83,10 @@ class Lifecycle:
         with self.state.read() as db:
             rows = db.execute("SELECT * FROM instances").fetchall()
         running = [boot_spec(r, self.ssh_port) for r in rows if r["status"] == "Running"]
-        self.backend.reconcile(running, {r["id"] for r in rows})
+        try:
+            self.backend.reconcile(running, {r["id"] for r in rows})
+        except Exception as exc:  # the API must still come up; the backend said what failed
+            log.error("reconcile failed: %s", exc)
         for r in rows:
             if r["status"] in ("Pending", "Starting"):
                 self.submit("boot", r["id"], r["generation"])
