@@ -1,0 +1,386 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the sshkeys.ecs collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Private to the sshkeys.ecs collection: attach/detach key pairs on instances, with restarts."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import (
+    MAX_INSTANCE_IDS,
+    EcsApiError,
+    chunks,
+    json_list,
+)
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair import KeypairError, validate_name
+
+# ECS instance ids: "i-" and lower-case letters and digits (20 on current instances, fewer on
+# old ones). Anything else cannot name an instance, so it is refused before any call.
+INSTANCE_ID_PATTERN = re.compile(r"^i-[0-9a-z]{2,62}$")
+# Only these statuses take a key pair (the others are moments of a transition).
+BINDABLE = ("Running", "Stopped")
+WINDOWS_CODE = "DependencyViolation.WindowsInstance"
+# A reboot that the status never showed (too quick for one poll) counts as done once the
+# instance is Running this long after the request.
+REBOOT_SETTLE_SECONDS = 10.0
+
+EFFECT = {
+    "present": ("The key pair replaces any key pair the instance held before, and password login is "
+                "switched off; both take effect when the instance restarts."),
+    "absent": ("The key pair is removed from the instance at its next restart; password login stays "
+               "off until the instance's password is reset."),
+}
+
+
+class AttachError(ValueError):
+    """Bad input or a state that makes the job impossible; raised before any change."""
+
+
+class JobFailed(Exception):
+    """Some instances failed after the job started; carries the result to report."""
+
+    def __init__(self, message: str, result: Dict[str, Any]) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+# ---------------------------------------------------------------------------------------------
+# Input.
+
+
+def check_input(key_pair_name: str, instance_ids: Sequence[Any], wait_timeout: int) -> List[str]:
+    """The instance ids as strings, or AttachError naming every offending id."""
+    try:
+        validate_name(key_pair_name, "key_pair_name")
+    except KeypairError as exc:
+        raise AttachError(str(exc)) from None
+    ids = [str(item).strip() for item in instance_ids or []]
+    if not ids:
+        raise AttachError("instance_ids is empty: give at least one instance id")
+    malformed = [item for item in ids if not INSTANCE_ID_PATTERN.match(item)]
+    if malformed:
+        raise AttachError("malformed instance ids (expected i- and lower-case letters or digits): "
+                          + ", ".join(repr(item) for item in malformed))
+    seen: Dict[str, int] = {}
+    for item in ids:
+        seen[item] = seen.get(item, 0) + 1
+    duplicates = [item for item, count in seen.items() if count > 1]
+    if duplicates:
+        raise AttachError("instance ids listed more than once: " + ", ".join(duplicates))
+    if wait_timeout <= 0:
+        raise AttachError(f"wait_timeout must be more than 0 seconds, not {wait_timeout}")
+    return ids
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading instances and deciding.
+
+
+def public_ips(item: Mapping[str, Any]) -> List[str]:
+    block = item.get("PublicIpAddress")
+    ips = block.get("IpAddress") if isinstance(block, dict) else None
+    return [str(ip) for ip in ips or []]
+
+
+def read_instances(client: Any, ids: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+    """The described instances by id: ceil(N/100) DescribeInstances calls."""
+    found = {}
+    for item in client.describe_instances(instance_ids=list(ids)):
+        if isinstance(item, dict) and item.get("InstanceId") in ids:
+            found[item["InstanceId"]] = item
+    return found
+
+
+def is_windows(item: Mapping[str, Any]) -> bool:
+    return str(item.get("OSType") or "").lower() == "windows"
+
+
+def plan_one(item: Mapping[str, Any], name: str, state: str) -> str:
+    """'attach', 'detach' or 'unchanged' for one described instance."""
+    held = item.get("KeyPairName") or ""
+    if state == "present":
+        return "unchanged" if held == name else "attach"
+    return "detach" if held == name else "unchanged"
+
+
+def entry(instance_id: str, item: Mapping[str, Any]) -> Dict[str, Any]:
+    """The per-instance result before anything is done."""
+    ips = public_ips(item)
+    return {
+        "instance_id": instance_id,
+        "instance_name": item.get("InstanceName"),
+        "action": "unchanged",
+        "code": None,
+        "message": None,
+        "key_pair_before": item.get("KeyPairName") or None,
+        "key_pair_after": item.get("KeyPairName") or None,
+        "needs_restart": False,
+        "restarted": False,
+        "status": item.get("Status"),
+        "os_type": item.get("OSType"),
+        "public_ip": ips[0] if ips else None,
+        "public_ip_addresses": ips,
+    }
+
+
+def make_plan(ids: Sequence[str], found: Mapping[str, Mapping[str, Any]], name: str, state: str,
+              skip_windows: bool) -> Tuple[List[Dict[str, Any]], List[str]]:
+    """(per-instance entries in the order asked, warnings); AttachError for what cannot work.
+
+    Everything that can be known before a call is refused here: unknown ids, Windows instances
+    (unless skipped), instances in a transition that need a change.
+    """
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise AttachError(f"{len(missing)} instance(s) do not exist in this region (or this account): "
+                          + ", ".join(missing))
+    entries, warnings, windows, busy = [], [], [], []
+    for instance_id in ids:
+        item = found[instance_id]
+        one = entry(instance_id, item)
+        decision = plan_one(item, name, state)
+        if decision != "unchanged" and is_windows(item):
+            if skip_windows:
+                one.update(action="skipped", code=WINDOWS_CODE,
+                           message="Windows instance: key pairs are for Linux instances only; skipped")
+            else:
+                windows.append(instance_id)
+        elif decision != "unchanged" and item.get("Status") not in BINDABLE:
+            busy.append(f"{instance_id} ({item.get('Status')})")
+        elif decision != "unchanged":
+            one["action"] = "attached" if decision == "attach" else "detached"
+            one["key_pair_after"] = name if decision == "attach" else None
+        entries.append(one)
+    if windows:
+        raise AttachError("key pairs are for Linux instances only; these are Windows instances (set "
+                          "skip_windows=true to skip them with a warning): " + ", ".join(windows))
+    if busy:
+        raise AttachError("only Running or Stopped instances take a key pair; wait until these are, then run "
+                          "again: " + ", ".join(busy))
+    skipped = [e["instance_id"] for e in entries if e["action"] == "skipped"]
+    if skipped:
+        warnings.append("skipped Windows instance(s), key pairs are for Linux only: " + ", ".join(skipped))
+    return entries, warnings
+
+
+# ---------------------------------------------------------------------------------------------
+# Applying.
+
+
+def result_rows(reply: Mapping[str, Any]) -> Dict[str, Mapping[str, Any]]:
+    results = reply.get("Results")
+    rows = results.get("Result") if isinstance(results, dict) else None
+    return {str(r.get("InstanceId")): r for r in rows or [] if isinstance(r, dict)}
+
+
+def succeeded(row: Optional[Mapping[str, Any]]) -> bool:
+    return row is not None and str(row.get("Success")).lower() == "true"
+
+
+def send_batches(client: Any, action: str, name: str, ids: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+    """AttachKeyPair/DetachKeyPair in batches of 50: {instance id: {ok, code, message}}.
+
+    FailCount is checked against the rows: a batch that reports failures it does not itemise
+    marks its instances without a successful row as failed. An API error ends the job: the
+    instances of that batch and of later ones are reported as not done.
+    """
+    outcome: Dict[str, Dict[str, Any]] = {}
+    groups = list(chunks(ids, MAX_INSTANCE_IDS))
+    for index, group in enumerate(groups):
+        try:
+            reply = client.call(action, {"KeyPairName": name, "InstanceIds": json_list(group)})
+        except EcsApiError as error:
+            for later in groups[index:]:
+                for instance_id in later:
+                    outcome[instance_id] = {"ok": False, "code": error.code,
+                                            "message": f"not done: {error}"}
+            break
+        rows = result_rows(reply)
+        try:
+            fail_count = int(reply.get("FailCount") or 0)
+        except (TypeError, ValueError):
+            fail_count = len(group)
+        failed_rows = sum(1 for r in rows.values() if not succeeded(r))
+        for instance_id in group:
+            row = rows.get(instance_id)
+            if succeeded(row) and not (fail_count > failed_rows and len(rows) < len(group)):
+                outcome[instance_id] = {"ok": True, "code": str(row.get("Code") or "200"),
+                                        "message": str(row.get("Message") or "successful")}
+            elif row is not None and not succeeded(row):
+                outcome[instance_id] = {"ok": False, "code": str(row.get("Code") or "Failed"),
+                                        "message": str(row.get("Message") or "")}
+            else:
+                outcome[instance_id] = {"ok": False, "code": "NoResult",
+                                        "message": f"the reply (FailCount {reply.get('FailCount')}) has no "
+                                                   "successful result for this instance"}
+    return outcome
+
+
+def reboot(client: Any, ids: Sequence[str], force_stop: bool) -> Dict[str, Optional[EcsApiError]]:
+    """RebootInstance for each id: {id: None or the error}."""
+    errors: Dict[str, Optional[EcsApiError]] = {}
+    for instance_id in ids:
+        try:
+            client.call("RebootInstance", {"InstanceId": instance_id, "ForceStop": force_stop})
+            errors[instance_id] = None
+        except EcsApiError as error:
+            errors[instance_id] = error
+    return errors
+
+
+def wait_running(client: Any, ids: Sequence[str], timeout: float, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, poll: float = 2.0,
+                 settle: float = REBOOT_SETTLE_SECONDS) -> Tuple[Dict[str, Dict[str, Any]], List[str]]:
+    """Poll DescribeInstances (100 ids a call) until every id is Running again after its reboot.
+
+    Returns (last description by id, ids still not back). An instance counts as back when it is
+    Running and it was seen in another status since the reboot, or when it is Running `settle`
+    seconds after the reboot (a restart too quick for any poll to see).
+    """
+    started = clock()
+    left = list(ids)
+    seen_away: set = set()
+    last: Dict[str, Dict[str, Any]] = {}
+    while True:
+        found = read_instances(client, left) if left else {}
+        last.update(found)
+        elapsed = clock() - started
+        pending = []
+        for instance_id in left:
+            status = (found.get(instance_id) or {}).get("Status")
+            if status != "Running":
+                seen_away.add(instance_id)
+                pending.append(instance_id)
+            elif instance_id not in seen_away and elapsed < settle:
+                pending.append(instance_id)
+        left = pending
+        if not left:
+            return last, []
+        if elapsed >= timeout:
+            return last, left
+        sleep(max(0.1, min(poll, timeout - elapsed)))
+
+
+# ---------------------------------------------------------------------------------------------
+# The job.
+
+
+def summary(entries: Sequence[Mapping[str, Any]], name: str, state: str) -> Dict[str, Any]:
+    changed_ids = [e["instance_id"] for e in entries if e["action"] in ("attached", "detached")]
+    return {
+        "changed": bool(changed_ids),
+        "key_pair_name": name,
+        "state": state,
+        "instances": list(entries),
+        "changed_instances": changed_ids,
+        "needs_restart": [e["instance_id"] for e in entries if e["needs_restart"]],
+        "restarted": [e["instance_id"] for e in entries if e["restarted"]],
+        "failed_instances": [e["instance_id"] for e in entries if e["action"] == "failed"],
+        "effect": EFFECT[state],
+    }
+
+
+def diff_of(entries: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
+    """Key pair per instance before and after (None: no key pair)."""
+    return {"before": {"instances": {e["instance_id"]: e["key_pair_before"] for e in entries}},
+            "after": {"instances": {e["instance_id"]: e["key_pair_after"] for e in entries}}}
+
+
+def run(client: Any, params: Mapping[str, Any], check_mode: bool, warn: Callable[[str], None], *,
+        clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+        poll: float = 2.0) -> Dict[str, Any]:
+    """Decide with DescribeKeyPairs/DescribeInstances, then attach or detach, then reboot.
+
+    Raises AttachError before any change, JobFailed after a change when something failed.
+    """
+    name = params["key_pair_name"]
+    state = params["state"]
+    ids = check_input(name, params["instance_ids"], params["wait_timeout"])
+    if state == "present" and client.get_key_pair(name, include_public_key=False) is None:
+        raise AttachError(f"key pair {name} does not exist in region {client.region}; create or import it "
+                          "first (sshkeys.ecs.ecs_keypair)")
+    found = read_instances(client, ids)
+    entries, warnings = make_plan(ids, found, name, state, params.get("skip_windows", False))
+    for text in warnings:
+        warn(text)
+    to_change = [e for e in entries if e["action"] in ("attached", "detached")]
+    reboot_wanted = bool(params.get("reboot"))
+    for one in to_change:
+        # A running instance takes the change at a reboot (if asked for), a stopped one at its start.
+        one["needs_restart"] = not (reboot_wanted and one["status"] == "Running")
+        if check_mode:
+            one["message"] = f"would be {one['action']} (check mode)" + (
+                "; takes effect at the next start" if one["status"] == "Stopped" else "")
+    result = summary(entries, name, state)
+    result["would_restart"] = [e["instance_id"] for e in to_change
+                               if reboot_wanted and e["status"] == "Running"]
+    if check_mode or not to_change:
+        return result
+
+    action = "AttachKeyPair" if state == "present" else "DetachKeyPair"
+    outcome = send_batches(client, action, name, [e["instance_id"] for e in to_change])
+    skip_windows = params.get("skip_windows", False)
+    for one in to_change:
+        got = outcome[one["instance_id"]]
+        one["code"], one["message"] = got["code"], got["message"]
+        if got["ok"]:
+            if one["status"] == "Stopped":
+                one["message"] = f"{got['message']}; takes effect at the next start"
+            continue
+        if got["code"] == WINDOWS_CODE and skip_windows:
+            one.update(action="skipped", key_pair_after=one["key_pair_before"], needs_restart=False)
+            warn(f"skipped {one['instance_id']}: the service says it is a Windows instance")
+        else:
+            one.update(action="failed", key_pair_after=one["key_pair_before"], needs_restart=False)
+    done = [e for e in to_change if e["action"] in ("attached", "detached")]
+
+    # Reboot only what changed in this run and is running: a re-run finds the binding in place,
+    # changes nothing and so reboots nothing a second time.
+    to_reboot = [e for e in done if reboot_wanted and e["status"] == "Running"]
+    timed_out: List[str] = []
+    if to_reboot:
+        errors = reboot(client, [e["instance_id"] for e in to_reboot], params.get("force_stop", False))
+        rebooted = []
+        for one in to_reboot:
+            error = errors[one["instance_id"]]
+            if error is None:
+                rebooted.append(one["instance_id"])
+            else:
+                one.update(needs_restart=True, restart_error=error.as_dict(),
+                           message=f"{one['message']}; the reboot failed: {error}")
+        last, timed_out = wait_running(client, rebooted, params["wait_timeout"], clock=clock, sleep=sleep, poll=poll)
+        for one in to_reboot:
+            item = last.get(one["instance_id"])
+            if item is not None:
+                one["status"] = item.get("Status")
+            if one["instance_id"] in rebooted:
+                one["restarted"] = one["instance_id"] not in timed_out
+                one["needs_restart"] = False
+    result = summary(entries, name, state)
+    result["would_restart"] = []
+    failed = result["failed_instances"]
+    reboot_failed = [e["instance_id"] for e in to_reboot if e.get("restart_error")]
+    if failed or reboot_failed or timed_out:
+        raise JobFailed(failure_message(entries, failed, reboot_failed, timed_out, params["wait_timeout"]), result)
+    return result
+
+
+def failure_message(entries: Sequence[Mapping[str, Any]], failed: Sequence[str], reboot_failed: Sequence[str],
+                    timed_out: Sequence[str], timeout: float) -> str:
+    by_id = {e["instance_id"]: e for e in entries}
+    parts = []
+    ok = [e["instance_id"] for e in entries if e["action"] in ("attached", "detached")]
+    if failed:
+        parts.append(f"{len(failed)} instance(s) failed: "
+                     + "; ".join(f"{i} {by_id[i]['code']} {by_id[i]['message']}" for i in failed))
+    if reboot_failed:
+        parts.append("reboot failed for " + ", ".join(reboot_failed))
+    if timed_out:
+        parts.append(f"not Running again within {timeout} s after the reboot: "
+                     + ", ".join(f"{i} ({by_id[i]['status']})" for i in timed_out))
+    parts.append(f"succeeded: {', '.join(ok) if ok else 'none'}")
+    return "; ".join(parts)
