@@ -11,7 +11,7 @@ run_sanity() {
   fi
   dest=$(copy_collection)
   log=$STAGE_RESULTS/sanity-$label.log
-  echo "--- ansible-test sanity with $("$env_dir/bin/ansible" --version | head -1), Python $python"
+  echo "--- ansible-test sanity with $("$env_dir/bin/ansible" --version | sed -n 1p), Python $python"
   (cd "$dest" && "$env_dir/bin/ansible-test" sanity --local --python "$python" --color no 2>&1) |
     grep -v 'is ignored: it is neither' | tee "$log" | grep -E '^(Running sanity test|ERROR|WARNING: Skipping|[^ ]+\.(py|yml|yaml|sh|md):)' 
   local code=${PIPESTATUS[0]}

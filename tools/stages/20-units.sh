@@ -8,7 +8,7 @@ status=0
 run_units() {
   local label=$1 env_dir=$2
   if [ ! -x "$env_dir/bin/pytest" ]; then echo "units $label: $env_dir is missing, skipped"; return 0; fi
-  echo "--- unit tests with $("$env_dir/bin/ansible" --version | head -1)"
+  echo "--- unit tests with $("$env_dir/bin/ansible" --version | sed -n 1p)"
   (cd "$COLLECTION" && PYTHONPATH=$ANSIBLE_COLLECTIONS_PATH "$env_dir/bin/pytest" tests/unit -q -p no:cacheprovider \
     -n 2 --junitxml="$STAGE_RESULTS/units-$label.xml" -o junit_suite_name="units-$label") || status=1
 }
