@@ -416,6 +416,11 @@ class Handler(BaseHTTPRequestHandler):
                     return 400, {"Code": "InvalidParameter.Faults", "Message": str(exc)[:300]}
                 emu.faults.add(faults, replace=bool(doc.get("replace")))
                 return 200, {"Faults": emu.faults.list()}
+        if path == "/_admin/flush-log" and self.command == "POST":
+            # The request log is written a few times a second; tests that read it flush first.
+            if emu.request_log is not None:
+                emu.request_log.flush()
+            return 200, {"Flushed": emu.request_log is not None}
         if path == "/_admin/wait-idle" and self.command == "POST":
             # Lets tests wait until queued status transitions are done, without sleeping blindly.
             return 200, {"Idle": emu.lifecycle.wait_idle(timeout=60)}

@@ -103,6 +103,13 @@ class EmulatorProcess:
         conn.close()
         return resp.status, data
 
+    def read_log(self) -> str:
+        """The request log so far (flushed first: the emulator writes it a few times a second)."""
+        status, body = self.admin("POST", "/_admin/flush-log")
+        assert status == 200 and body["Flushed"] is True
+        with open(self.log) as fh:
+            return fh.read()
+
     def wait_idle(self) -> None:
         status, body = self.admin("POST", "/_admin/wait-idle")
         assert status == 200 and body["Idle"] is True

@@ -163,8 +163,8 @@ def test_password_rules_and_reset(emu, sdk):
     sdk.call("ModifyInstanceAttribute", InstanceId=iid, Password="N3w-Passw0rd", InstanceName="renamed")
     assert describe(sdk, [iid])[iid]["InstanceName"] == "renamed"
     assert failure(sdk.call, "ModifyInstanceAttribute", InstanceId=iid, Password="weak").code == "InvalidPassword.Malformed"
-    with open(emu.log) as fh:
-        log = fh.read()
+    log = emu.read_log()
+    assert '"action": "ModifyInstanceAttribute"' in log
     assert PASSWORD not in log and "N3w-Passw0rd" not in log
 
 
