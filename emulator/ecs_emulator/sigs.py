@@ -47,13 +47,18 @@ class SignedRequest:
     security_token: str | None
 
 
+_TIMESTAMP = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]{1,6})?Z")
+
+
 def parse_timestamp(value: str) -> datetime:
-    """Timestamps are UTC ISO 8601 to the second ('2024-01-02T03:04:05Z'); milliseconds tolerated."""
-    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ"):
+    """Timestamps are UTC ISO 8601 to the second ('2024-01-02T03:04:05Z'); milliseconds tolerated.
+    A regular expression rather than strptime(): it runs on every request and is far cheaper."""
+    m = _TIMESTAMP.fullmatch(value)
+    if m:
         try:
-            return datetime.strptime(value, fmt).replace(tzinfo=timezone.utc)
+            return datetime(*(int(g) for g in m.groups()), tzinfo=timezone.utc)
         except ValueError:
-            continue
+            pass
     raise ApiError("InvalidTimeStamp.Format", f"Specified time stamp or date value is not well formatted: {value[:40]!r}.", 400)
 
 
