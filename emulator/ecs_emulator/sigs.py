@@ -71,7 +71,11 @@ def check_skew(ts: datetime, now: datetime) -> None:
 
 def v1_string_to_sign(method: str, params: dict[str, str]) -> str:
     signed = {k: v for k, v in params.items() if k != "Signature"}
-    return f"{method}&{rfc3986('/')}&{rfc3986(canonical_query(signed))}"
+    canonical = canonical_query(signed)
+    # The canonical query holds only unreserved characters, '%', '=' and '&', so encoding it
+    # again comes down to these three replacements (quote() on the whole string costs more).
+    encoded = canonical.replace("%", "%25").replace("=", "%3D").replace("&", "%26")
+    return f"{method}&%2F&{encoded}"
 
 
 def v1_signature(secret: str, method: str, params: dict[str, str]) -> str:
