@@ -170,7 +170,7 @@ def _decode_blob(key_type: str, key_base64: str) -> Tuple[Optional[bytes], Optio
     except (binascii.Error, ValueError):
         return None, "the key data is not valid base64"
     try:
-        inner_type, _ = _read_string(blob, 0)
+        inner_type = _read_string(blob, 0)[0]
     except ValueError:
         return None, "the key data is truncated"
     if inner_type != key_type.encode("ascii", "replace"):

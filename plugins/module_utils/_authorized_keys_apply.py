@@ -468,7 +468,7 @@ def inspect(target: Target, follow: bool = False) -> Dict[str, Any]:
         "exists": state.exists,
         "owner_uid": state.uid,
         "mode": None if state.mode is None else f"{state.mode:04o}",
-        "keys": keys,
+        "public_keys": keys,
         "invalid_lines": [invalid_report(line, hidden) for line, hidden in zip(model.lines, model.sensitive())
                           if line.kind == "invalid"],
         "weak_keys": list(dict.fromkeys(k["fingerprint_sha256"] or f"line {k['line']}" for k in keys if k["weak"])),

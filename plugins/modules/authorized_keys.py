@@ -23,7 +23,7 @@ description:
   - Symbolic links are refused unless O(follow=true). A file or directory owned by anyone but
     the user or root is refused.
 author:
-  - sshkeys.ecs maintainers
+  - sshkeys.ecs maintainers (@sshkeys)
 options:
   user:
     description:
@@ -129,7 +129,9 @@ attributes:
     support: full
     description: Before and after text of the file; lines that look like private key material are withheld.
   platform:
+    support: full
     platforms: posix
+    description: Runs on the managed host (POSIX), Python standard library only.
 notes:
   - Runs on the managed host with the Python standard library only.
   - The lock file C(.authorized_keys.lock) is created on the first write and left in place.

@@ -16,10 +16,10 @@ description:
     flags weak keys (DSA, RSA under 2048 bits).
   - Lines that cannot be read as keys are reported with their line numbers; their text is
     withheld when they look like private key material.
-  - Changes nothing and takes no lock. A missing file is reported as O(exists=false), not as
+  - Changes nothing and takes no lock. A missing file is reported as RV(exists=false), not as
     an error.
 author:
-  - sshkeys.ecs maintainers
+  - sshkeys.ecs maintainers (@sshkeys)
 options:
   user:
     description:
@@ -45,7 +45,9 @@ attributes:
     support: none
     description: Nothing changes, so there is nothing to show.
   platform:
+    support: full
     platforms: posix
+    description: Runs on the managed host (POSIX), Python standard library only.
 seealso:
   - module: sshkeys.ecs.authorized_keys
 """
@@ -84,7 +86,7 @@ mode:
   returned: always
   type: str
   sample: "0600"
-keys:
+public_keys:
   description: Every key line, in file order.
   returned: always
   type: list

@@ -257,7 +257,7 @@ def test_inspect_reports_keys_weak_flags_and_withholds_private_lines(tmp_path):
     content = (FIXTURES / "options.txt").read_text() + (FIXTURES / "private_pasted.txt").read_text()
     (tmp_path / ".ssh" / "authorized_keys").write_text(content)
     info = inspect(target(tmp_path))
-    by_line = {k["line"]: k for k in info["keys"]}
+    by_line = {k["line"]: k for k in info["public_keys"]}
     assert by_line[2]["options"] == ['from="10.0.0.0/8,192.168.1.1,!192.168.1.2"', "no-pty"]
     assert by_line[2]["fingerprint_sha256"] == fp("ed25519") and by_line[2]["bits"] == 256
     assert by_line[2]["fingerprint_md5"].startswith("MD5:") and by_line[2]["weak"] is False
@@ -273,4 +273,4 @@ def test_inspect_reports_keys_weak_flags_and_withholds_private_lines(tmp_path):
 
 def test_inspect_missing_file(tmp_path):
     info = inspect(target(tmp_path))
-    assert info["exists"] is False and info["keys"] == [] and info["mode"] is None
+    assert info["exists"] is False and info["public_keys"] == [] and info["mode"] is None

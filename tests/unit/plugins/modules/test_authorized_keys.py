@@ -160,20 +160,20 @@ def test_info_reports_every_key(run, keyfile):
     keyfile.write_text((FIXTURES / "options.txt").read_text() + "garbage line\n")
     info = run(authorized_keys_info.main, {"path": str(keyfile)})
     assert info["changed"] is False and info["exists"] is True
-    assert [k["fingerprint_sha256"] for k in info["keys"]] == [
+    assert [k["fingerprint_sha256"] for k in info["public_keys"]] == [
         FINGERPRINTS[n] for n in ("ed25519", "rsa2048", "ecdsa384", "ca", "ecdsa521", "ed25519b", "ed25519-cert",
                                   "rsa1024", "dsa")]
-    assert info["keys"][2]["options"] == ['command="echo \\"hello, world\\" && echo done"', "no-port-forwarding"]
-    assert info["keys"][4]["bits"] == 521 and info["keys"][4]["curve"] == "nistp521"
+    assert info["public_keys"][2]["options"] == ['command="echo \\"hello, world\\" && echo done"', "no-port-forwarding"]
+    assert info["public_keys"][4]["bits"] == 521 and info["public_keys"][4]["curve"] == "nistp521"
     assert info["weak_keys"] == [FINGERPRINTS["rsa1024"], FINGERPRINTS["dsa"]]
     assert info["invalid_lines"] == [{"line": 11, "problem": "not a key line (no key type and key data)",
                                       "looks_private": False, "text": "garbage line"}]
     assert info["mode"] == "0644" or info["mode"] == f"{stat.S_IMODE(keyfile.stat().st_mode):04o}"
     md5 = subprocess.run(["ssh-keygen", "-l", "-E", "md5", "-f", str(FIXTURES / "keys" / "ed25519.pub")],
                          capture_output=True, text=True, check=True).stdout.split()[1]
-    assert info["keys"][0]["fingerprint_md5"] == md5
+    assert info["public_keys"][0]["fingerprint_md5"] == md5
 
 
 def test_info_of_a_missing_file(run, keyfile):
     info = run(authorized_keys_info.main, {"path": str(keyfile)})
-    assert info["exists"] is False and info["keys"] == [] and info["invalid_lines"] == []
+    assert info["exists"] is False and info["public_keys"] == [] and info["invalid_lines"] == []

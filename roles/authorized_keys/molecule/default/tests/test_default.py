@@ -78,6 +78,6 @@ def test_each_added_key_logs_in_and_each_removed_key_does_not(host, user):
 
 def test_info_module_agrees(host):
     info = host.ansible("sshkeys.ecs.authorized_keys_info", "user=ecs-user", check=False)
-    comments = [key["comment"] for key in info["keys"]]
+    comments = [key["comment"] for key in info["public_keys"]]
     assert comments == ["new@molecule", "alice@molecule", "carol@molecule"]
     assert info["invalid_lines"] == [] and info["weak_keys"] == []
