@@ -150,8 +150,8 @@ class EcsModule:
         for secret in (credentials.access_key_secret, credentials.security_token):
             if secret:
                 self.module.no_log_values.add(secret)
-        if params["ecs_retries"] < 0 or params["ecs_timeout"] <= 0:
-            self.fail("ecs_retries must be 0 or more and ecs_timeout more than 0")
+        if params["ecs_retries"] < 0 or params["ecs_timeout"] <= 0 or params["ecs_retry_delay"] < 0:
+            self.fail("ecs_retries and ecs_retry_delay must be 0 or more, and ecs_timeout more than 0")
         try:
             return self._client_factory(
                 credentials, region, endpoint,

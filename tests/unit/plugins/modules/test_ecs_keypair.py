@@ -167,6 +167,21 @@ def test_generate_local_writes_first_then_imports(fake_ecs, run_module, tmp_path
     assert again["changed"] is False and mutations(fake_ecs.log) == []
 
 
+def test_ed25519_with_a_passphrase_without_bcrypt_fails_clearly(fake_ecs, run_module, tmp_path):
+    if has_bcrypt():
+        pytest.skip("bcrypt is installed: OpenSSH's own encrypted format is available")
+    result, out = run_module(ecs_keypair.main, {"name": "web", "generate": "local", "key_type": "ed25519",
+                                                "passphrase": "pw-value", "private_key_path": str(tmp_path / "id")})
+    assert result["failed"] and "bcrypt" in result["msg"] and "pw-value" not in out
+    assert mutations(fake_ecs.log) == [] and os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("option, value", [("ecs_retries", -1), ("ecs_timeout", 0), ("ecs_retry_delay", -1.0)])
+def test_bad_retry_options(fake_ecs, run_module, option, value):
+    result, _out = run_module(ecs_keypair.main, {"name": "web", "return_private_key": True, option: value})
+    assert result["failed"] and option in result["msg"] and fake_ecs.log == []
+
+
 def test_generate_local_reuses_an_existing_private_key_file(fake_ecs, run_module, tmp_path):
     line, pem = new_public_key()
     path = tmp_path / "id"
