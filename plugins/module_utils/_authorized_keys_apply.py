@@ -381,8 +381,12 @@ def apply(target: Target, entries: List[Entry], exclusive: bool = False, manage_
         return _result(target, result, before, None)
     with KeysFile(target.path, owner=(target.uid, target.gid), create_dir=manage_dir, follow=follow,
                   context_hook=context_hook) as handle:
-        before = handle.read()  # again, under the lock: a concurrent run may have written
-        result = plan(before, entries, exclusive, replace_missing)
+        # Read again under the lock: a concurrent run may have written since. Only when the
+        # bytes differ is the plan made again (parsing is most of the cost on big files).
+        locked_state = handle.read_state()
+        if locked_state.data != state.data:
+            before = AuthorizedKeys.parse(locked_state.data.decode("utf-8", "surrogateescape"))
+            result = plan(before, entries, exclusive, replace_missing)
         backup_file = None
         if result.has_changes:
             backup_file = handle.write(result.model.render(), backup=backup)
