@@ -291,7 +291,7 @@ def diff_of(entries: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
 
 
 def run(client: Any, params: Mapping[str, Any], check_mode: bool, warn: Callable[[str], None], *,
-        clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+        clock: Optional[Callable[[], float]] = None, sleep: Optional[Callable[[float], None]] = None,
         poll: float = 2.0) -> Dict[str, Any]:
     """Decide with DescribeKeyPairs/DescribeInstances, then attach or detach, then reboot.
 
@@ -352,7 +352,8 @@ def run(client: Any, params: Mapping[str, Any], check_mode: bool, warn: Callable
             else:
                 one.update(needs_restart=True, restart_error=error.as_dict(),
                            message=f"{one['message']}; the reboot failed: {error}")
-        last, timed_out = wait_running(client, rebooted, params["wait_timeout"], clock=clock, sleep=sleep, poll=poll)
+        last, timed_out = wait_running(client, rebooted, params["wait_timeout"], clock=clock or time.monotonic,
+                                       sleep=sleep or time.sleep, poll=poll)
         for one in to_reboot:
             item = last.get(one["instance_id"])
             if item is not None:
