@@ -35,7 +35,7 @@ import re
 import stat
 import struct
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, List, Optional, Tuple
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import (
@@ -77,6 +77,7 @@ VALUED_OPTIONS = frozenset(
 _KEY_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._+]*-[A-Za-z0-9@._+-]*$")  # every key type has a dash
 _BASE64_RE = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 _WHITESPACE = " \t"
+_FIELDS_RE = re.compile(r"[ \t]+")
 _BASE64_BODY_RE = re.compile(r"^[A-Za-z0-9+/=]{16,}$")
 
 LOCK_TIMEOUT = 60.0
@@ -99,7 +100,7 @@ class AuthorizedKeysError(Exception):
 # Lines
 # --------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass
 class KeyLine:
     """One line of the file, as read, plus what could be understood of it.
 
@@ -120,6 +121,7 @@ class KeyLine:
     blob: Optional[bytes] = None
     problem: Optional[str] = None
     number: Optional[int] = None
+    ident: Optional[str] = field(default=None, compare=False, repr=False)
 
     @property
     def is_key(self) -> bool:
@@ -129,7 +131,9 @@ class KeyLine:
         """``"<type> <base64>"`` with canonical base64 of the blob; ``None`` for non-key lines."""
         if self.kind != "key" or self.blob is None:
             return None
-        return f"{self.key_type} {base64.b64encode(self.blob).decode('ascii')}"
+        if self.ident is not None:
+            return self.ident
+        return _identity_of(self.key_type, self.blob)
 
     def public_key(self) -> Optional[PublicKey]:
         """The validated key (fingerprints, bits), or ``None`` if the line is not a usable key."""
@@ -151,14 +155,8 @@ class KeyLine:
         return self.raw + self.eol
 
 
-def _read_string(blob: bytes, offset: int) -> Tuple[bytes, int]:
-    if offset + 4 > len(blob):
-        raise ValueError("truncated")
-    (length,) = struct.unpack(">I", blob[offset:offset + 4])
-    end = offset + 4 + length
-    if end > len(blob):
-        raise ValueError("truncated")
-    return blob[offset + 4:end], end
+def _identity_of(key_type: str, blob: bytes) -> str:
+    return f"{key_type} {binascii.b2a_base64(blob, newline=False).decode('ascii')}"
 
 
 def _decode_blob(key_type: str, key_base64: str) -> Tuple[Optional[bytes], Optional[str]]:
@@ -166,14 +164,17 @@ def _decode_blob(key_type: str, key_base64: str) -> Tuple[Optional[bytes], Optio
     if not _BASE64_RE.match(key_base64):
         return None, "the key data is not base64"
     try:
-        blob = base64.b64decode(key_base64, validate=True)
+        # The pattern above already limited the alphabet; only padding errors are left.
+        blob = binascii.a2b_base64(key_base64)
     except (binascii.Error, ValueError):
         return None, "the key data is not valid base64"
-    try:
-        inner_type = _read_string(blob, 0)[0]
-    except ValueError:
+    wanted = key_type.encode("ascii", "replace")
+    if len(blob) < 4:
         return None, "the key data is truncated"
-    if inner_type != key_type.encode("ascii", "replace"):
+    (length,) = struct.unpack_from(">I", blob)
+    if 4 + length > len(blob):
+        return None, "the key data is truncated"
+    if blob[4:4 + length] != wanted:
         return None, "the key type does not match the key data"
     return blob, None
 
@@ -292,7 +293,7 @@ def _parse_body(body: str) -> dict:
 
 def _split_key_fields(text: str) -> Optional[Tuple[str, str, Optional[str]]]:
     """'type base64 [comment]' -> parts, or None when the first two words do not fit."""
-    words = re.split(r"[ \t]+", text, maxsplit=2)
+    words = _FIELDS_RE.split(text, 2)
     if len(words) < 2 or not _KEY_TYPE_RE.match(words[0]):
         return None
     comment = words[2] if len(words) > 2 else None
@@ -308,7 +309,8 @@ def _classify(raw: str, eol: str, number: Optional[int]) -> KeyLine:
     fields = _parse_body(raw)
     if "problem" in fields:
         return KeyLine(raw=raw, eol=eol, kind="invalid", problem=fields["problem"], number=number)
-    return KeyLine(raw=raw, eol=eol, kind="key", number=number, **fields)
+    return KeyLine(raw=raw, eol=eol, kind="key", number=number,
+                   ident=_identity_of(fields["key_type"], fields["blob"]), **fields)
 
 
 def make_key_line(key_type: str, key_base64: str, comment: Optional[str] = None,
@@ -326,7 +328,7 @@ def make_key_line(key_type: str, key_base64: str, comment: Optional[str] = None,
     if comment:
         parts.append(comment)
     return KeyLine(raw=" ".join(parts), eol=eol, kind="key", options=options or None, key_type=key_type,
-                   key_base64=key_base64, comment=comment or None, blob=blob)
+                   key_base64=key_base64, comment=comment or None, blob=blob, ident=_identity_of(key_type, blob))
 
 
 def parse_key_line(text: str) -> KeyLine:
@@ -369,6 +371,9 @@ class AuthorizedKeys:
 
     def __init__(self, lines: Optional[List[KeyLine]] = None) -> None:
         self.lines: List[KeyLine] = list(lines or [])
+        # identity -> lines in file order, built on the first find() and kept up to date by
+        # the edit methods, so that many lookups in a big file stay linear overall.
+        self._index: Optional[dict] = None
 
     @classmethod
     def parse(cls, text: str) -> "AuthorizedKeys":
@@ -414,6 +419,8 @@ class AuthorizedKeys:
         look like nothing in particular, so whole blocks count, and so does any unreadable line
         that is nothing but base64.
         """
+        if not any(line.kind == "invalid" for line in self.lines):
+            return [False] * len(self.lines)
         flags = []
         in_block = False
         for line in self.lines:
@@ -432,7 +439,21 @@ class AuthorizedKeys:
     def find(self, identity: str) -> List[KeyLine]:
         """Every key line for ``identity`` (``"type base64"``, any base64 padding form)."""
         wanted = _normalise_identity(identity)
-        return [line for line in self.lines if line.kind == "key" and line.identity() == wanted]
+        if self._index is None:
+            index: dict = {}
+            for line in self.lines:
+                if line.kind == "key":
+                    index.setdefault(line.identity(), []).append(line)
+            self._index = index
+        return list(self._index.get(wanted, ()))
+
+    def _index_drop(self, line: KeyLine) -> None:
+        if self._index is not None and line.kind == "key":
+            group = self._index.get(line.identity(), [])
+            for position, candidate in enumerate(group):
+                if candidate is line:
+                    del group[position]
+                    break
 
     def index(self, line: KeyLine) -> int:
         """Position of this very line object (identity, not equality: lines may repeat)."""
@@ -443,13 +464,15 @@ class AuthorizedKeys:
 
     def _terminate_last(self) -> None:
         if self.lines and self.lines[-1].eol == "":
-            self.lines[-1] = replace(self.lines[-1], eol=self.newline if len(self.lines) > 1 else "\n")
+            self.replace_line(self.lines[-1], self.lines[-1], eol=self.newline if len(self.lines) > 1 else "\n")
 
     def append(self, line: KeyLine) -> KeyLine:
         """Add ``line`` at the end, with the file's line terminator."""
         self._terminate_last()
         new = replace(line, eol=self.newline, number=None)
         self.lines.append(new)
+        if self._index is not None and new.kind == "key":
+            self._index.setdefault(new.identity(), []).append(new)
         return new
 
     def insert(self, position: int, line: KeyLine) -> KeyLine:
@@ -457,20 +480,37 @@ class AuthorizedKeys:
             return self.append(line)
         new = replace(line, eol=self.newline, number=None)
         self.lines.insert(position, new)
+        self._index = None  # order within a key's group may change: rebuild on the next find
         return new
 
     def remove(self, line: KeyLine) -> None:
         position = self.index(line)
         del self.lines[position]
+        self._index_drop(line)
         # A removed last line leaves its predecessor last: keep the file's "no final newline"
         # shape only if the removed line had it, so untouched lines stay as they were.
 
-    def replace_line(self, old: KeyLine, new: KeyLine) -> KeyLine:
-        """Put ``new`` where ``old`` was, with ``old``'s terminator."""
+    def replace_line(self, old: KeyLine, new: KeyLine, eol: Optional[str] = None) -> KeyLine:
+        """Put ``new`` where ``old`` was, with ``old``'s terminator (or ``eol``)."""
         position = self.index(old)
-        placed = replace(new, eol=old.eol, number=None)
+        placed = replace(new, eol=old.eol if eol is None else eol, number=old.number if new is old else None)
         self.lines[position] = placed
+        if self._index is not None:
+            self._index_drop(old)
+            if placed.kind == "key":
+                group = self._index.setdefault(placed.identity(), [])
+                group.append(placed)
+                # keep file order inside the group
+                order = {id(line): n for n, line in enumerate(self.lines)} if len(group) > 1 else None
+                if order is not None:
+                    group.sort(key=lambda line: order[id(line)])
         return placed
+
+    def remove_lines(self, lines: List[KeyLine]) -> None:
+        """Remove many lines in one pass (these very objects)."""
+        doomed = {id(line) for line in lines}
+        self.lines = [line for line in self.lines if id(line) not in doomed]
+        self._index = None
 
     def remove_key(self, identity: str) -> List[KeyLine]:
         """Remove every line of ``identity``; returns the removed lines."""

@@ -302,13 +302,15 @@ def plan(current: AuthorizedKeys, entries: List[Entry], exclusive: bool = False,
         _match_group(model, identity, group, exclusive, result)
     if exclusive:
         # Everything not listed goes, including lines we cannot read: sshd might read them.
-        for line in list(model.lines):
+        doomed = []
+        for line in model.lines:
             if line.kind == "key" and line.identity() not in groups:
-                model.remove(line)
+                doomed.append(line)
                 result.removed.append(fingerprint(line))
             elif line.kind == "invalid":
-                model.remove(line)
+                doomed.append(line)
                 result.removed_invalid_lines.append(line.number or 0)
+        model.remove_lines(doomed)
     return result
 
 
