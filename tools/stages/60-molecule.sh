@@ -6,20 +6,23 @@
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
 export PATH=$VENV/bin:$PATH
-export ANSIBLE_FORCE_COLOR=false PY_COLORS=0 NO_COLOR=1
+export ANSIBLE_FORCE_COLOR=false PY_COLORS=0 NO_COLOR=1 ANSIBLE_NOCOLOR=1
 
 if ! "$ROOT/tools/instance-image.sh"; then
   echo "molecule: the instance image could not be built" >&2
   exit 1
 fi
 
-# (project directory, scenario name) for each scenario: Molecule runs from the directory that
-# holds molecule/ and is told the scenario's name.
+# (project directory, scenario name) for each scenario. A role's scenarios run from the role's
+# directory (which holds molecule/); extensions/molecule/* run from the collection root, where
+# Molecule looks for them.
 scenarios=()
 for config in "$ROOT"/roles/*/molecule/*/molecule.yml "$ROOT"/extensions/molecule/*/molecule.yml; do
   [ -f "$config" ] || continue
   scenario_dir=$(dirname "$config")
-  scenarios+=("$(dirname "$(dirname "$scenario_dir")")|$(basename "$scenario_dir")")
+  project=$(dirname "$(dirname "$scenario_dir")")
+  if [ "$project" = "$ROOT/extensions" ]; then project=$ROOT; fi
+  scenarios+=("$project|$(basename "$scenario_dir")")
 done
 if [ "${#scenarios[@]}" -eq 0 ]; then echo "no Molecule scenarios found"; exit 0; fi
 
@@ -28,7 +31,7 @@ status=0
 failures=0
 for entry in "${scenarios[@]}"; do
   project=${entry%|*} name=${entry#*|}
-  label=${project#"$ROOT"/}/molecule/$name
+  if [ "$project" = "$ROOT" ]; then label=extensions/molecule/$name; else label=${project#"$ROOT"/}/molecule/$name; fi
   log=$STAGE_RESULTS/$(echo "$label" | tr '/' '_').log
   echo "--- molecule test: $label"
   started=$(date +%s)
@@ -44,7 +47,9 @@ for entry in "${scenarios[@]}"; do
     echo "--- $label: FAILED (exit $code, log: $log)"
     status=1
     failures=$((failures + 1))
-    detail=$(tail -n 40 "$log" | sed 's/&/\&amp;/g; s/</\&lt;/g; s/>/\&gt;/g')
+    # Colour codes and other control characters are not allowed in XML.
+    detail=$(tail -n 40 "$log" | sed 's/\x1b\[[0-9;]*[A-Za-z]//g' | tr -d '\000-\010\013\014\016-\037' |
+      sed 's/&/\&amp;/g; s/</\&lt;/g; s/>/\&gt;/g')
     cases+=("  <testcase classname=\"molecule\" name=\"$label_xml\" time=\"$took\"><failure message=\"molecule test exited with $code\">$detail</failure></testcase>")
   fi
 done
