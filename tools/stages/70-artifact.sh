@@ -14,13 +14,14 @@ tarball=$(ls "$work"/sshkeys-ecs-*.tar.gz)
 echo "built $(basename "$tarball") ($(du -h "$tarball" | cut -f1))"
 
 status=0
-forbidden=$(tar -tzf "$tarball" | grep -E '^(emulator|benchmarks|tools|\.ci|\.cache|\.venv[^/]*|tests/output|\.test-results|\.github)/|__pycache__|(^|/)Makefile$|(^|/)pytest\.ini$' || true)
+members=$(tar -tzf "$tarball")
+forbidden=$(printf '%s\n' "$members" | grep -E '^(emulator|benchmarks|tools|\.ci|\.cache|\.venv[^/]*|tests/output|\.test-results|\.github)/|__pycache__|(^|/)Makefile$|(^|/)pytest\.ini$' || true)
 if [ -n "$forbidden" ]; then
   echo "the artifact holds files that are not part of the collection:"; echo "$forbidden" | head -20
   status=1
 fi
 for required in galaxy.yml MANIFEST.json FILES.json meta/runtime.yml README.md; do
-  if ! tar -tzf "$tarball" | grep -qx "$required"; then
+  if ! printf '%s\n' "$members" | grep -x "$required" >/dev/null; then
     [ "$required" = galaxy.yml ] && continue  # the build turns galaxy.yml into MANIFEST.json
     echo "the artifact lacks $required"; status=1
   fi
