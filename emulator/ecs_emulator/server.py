@@ -252,7 +252,16 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError("MalformedRequest", "The Content-Length header is not a number.", 400)
         size = int(length)
         if size > MAX_BODY:
-            self.close_connection = True  # the body is not read, so the connection cannot be reused
+            self.close_connection = True
+            if size <= 8 * MAX_BODY:
+                # Read and drop it, so that a client still sending gets the answer rather than a
+                # broken pipe; anything bigger is cut off unread.
+                left = size
+                while left > 0:
+                    chunk = self.rfile.read(min(left, 65536))
+                    if not chunk:
+                        break
+                    left -= len(chunk)
             raise ApiError("RequestTooLarge", f"The request body exceeds {MAX_BODY} bytes.", 413)
         body = self.rfile.read(size)
         if len(body) != size:
