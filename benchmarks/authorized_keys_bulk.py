@@ -65,7 +65,7 @@ def ensure_posix() -> Path:
 def random_key(rng: random.Random, comment: str) -> str:
     def string(data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + data
-    blob = string(b"ssh-ed25519") + string(bytes(rng.randrange(256) for _ in range(32)))
+    blob = string(b"ssh-ed25519") + string(rng.randbytes(32))
     return f"ssh-ed25519 {base64.b64encode(blob).decode()} {comment}"
 
 
@@ -90,7 +90,9 @@ def setup(work: Path, new_keys: list[str]) -> dict[str, Path]:
     (work / "ansible.cfg").write_text("[defaults]\nhost_key_checking = False\ngathering = explicit\n"
                                       "[ssh_connection]\npipelining = True\n")
     (work / "new_keys.txt").write_text("\n".join(new_keys) + "\n")
-    header = "- hosts: all\n  gather_facts: false\n  vars:\n    new_keys: \"{{ lookup('ansible.builtin.file', '%s').splitlines() }}\"\n  tasks:\n" % (work / "new_keys.txt")
+    header = ("- hosts: all\n  gather_facts: false\n  vars:\n"
+              f"    new_keys: \"{{{{ lookup('ansible.builtin.file', '{work / 'new_keys.txt'}').splitlines() }}}}\"\n"
+              "  tasks:\n")
     playbooks = {
         "reset": "- hosts: all\n  gather_facts: false\n  tasks:\n"
                  f"    - ansible.builtin.copy:\n        src: {work / 'base.txt'}\n        dest: {KEYFILE}\n"
@@ -152,7 +154,7 @@ def module_alone(rng: random.Random, sizes: list[int], keys: int, rounds: int) -
             target = Target(user="bench", uid=os.getuid(), gid=os.getgid(), home=tmp,
                             path=os.path.join(tmp, ".ssh", "authorized_keys"))
             os.mkdir(os.path.join(tmp, ".ssh"), 0o700)
-            for _ in range(rounds):
+            for _attempt in range(rounds):
                 Path(target.path).write_text(base)
                 started = time.perf_counter()
                 result = apply(target, new)
@@ -163,7 +165,7 @@ def module_alone(rng: random.Random, sizes: list[int], keys: int, rounds: int) -
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--rounds", type=int, default=3, help="timed runs of the role and of posix-one")
     parser.add_argument("--loop-rounds", type=int, default=1, help="timed runs of posix-loop (about 3 min each)")
     parser.add_argument("--lines", type=int, default=5000)

@@ -31,7 +31,8 @@ def table(role: Path) -> str:
         kind = option.get("type", "str")
         if kind == "list":
             kind = f"list of {option.get('elements', 'raw')}"
-        default = "*required*" if option.get("required") else f"`{yaml.safe_dump(option.get('default'), default_flow_style=True).strip().removesuffix('...').strip()}`"
+        shown = yaml.safe_dump(option.get("default"), default_flow_style=True).strip().removesuffix("...").strip()
+        default = "*required*" if option.get("required") else f"`{shown}`"
         description = option["description"]
         description = " ".join(plain(d) for d in (description if isinstance(description, list) else [description]))
         if option.get("choices"):

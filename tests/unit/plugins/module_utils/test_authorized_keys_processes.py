@@ -15,7 +15,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import AuthorizedKeys
 
@@ -29,7 +28,7 @@ def random_key(seed: int) -> str:
     def string(data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + data
 
-    blob = string(b"ssh-ed25519") + string(bytes(rng.randrange(256) for _ in range(32)))
+    blob = string(b"ssh-ed25519") + string(rng.randbytes(32))
     return f"ssh-ed25519 {base64.b64encode(blob).decode()} key-{seed}"
 
 

@@ -63,7 +63,7 @@ def files(draw):
 @st.composite
 def entries(draw):
     items = []
-    for _ in range(draw(st.integers(min_value=0, max_value=5))):
+    for _index in range(draw(st.integers(min_value=0, max_value=5))):
         item = {"key": KEYS[draw(st.sampled_from(KEY_NAMES))]}
         if draw(st.booleans()):
             item["options"] = draw(st.sampled_from(OPTIONS + [""]))
