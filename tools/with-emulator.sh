@@ -62,6 +62,16 @@ stop_emulator() {
     kill -KILL "$pid" 2>/dev/null || true
   fi
   wait "$pid" 2>/dev/null || true
+  # Containers of podman instances outlive the emulator (a restart reconciles them); a
+  # throw-away state must not leave them behind holding their loopback addresses.
+  if [ -z "${ECS_EMULATOR_KEEP:-}" ] && [ -s "$ready" ] && command -v podman >/dev/null 2>&1; then
+    local state_id
+    state_id=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("state_id", ""))' "$ready" 2>/dev/null)
+    if [ -n "$state_id" ]; then
+      "$python" -m ecs_emulator.podman_backend purge "$state_id" >/dev/null 2>&1 ||
+        echo "with-emulator: could not remove the containers of state $state_id" >&2
+    fi
+  fi
   if [ -n "${ECS_EMULATOR_KEEP:-}" ]; then
     echo "with-emulator: state and logs kept in $work" >&2
   else
