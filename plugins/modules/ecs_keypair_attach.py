@@ -18,7 +18,7 @@ description:
     it held before, and switches password login off. Detaching removes the key pair; password login
     stays off until the instance's password is reset. Both take effect only when the instance
     restarts - a running instance at its next reboot, a stopped one at its next start.
-  - B(This module reboots machines when O(reboot=true)): every running instance whose key pair changed in
+  - B(This module reboots machines when O(reboot=true).) Every running instance whose key pair changed in
     this run is rebooted (RebootInstance) and the module waits until it is Running again. Without
     O(reboot), nothing is restarted and RV(needs_restart) lists the instances whose change waits for one.
   - Every bad input is refused before anything changes, naming the offending ids - an empty or
