@@ -204,19 +204,25 @@ def send_batches(client: Any, action: str, name: str, ids: Sequence[str]) -> Dic
             fail_count = int(reply.get("FailCount") or 0)
         except (TypeError, ValueError):
             fail_count = len(group)
-        failed_rows = sum(1 for r in rows.values() if not succeeded(r))
+        unaccounted = fail_count - sum(1 for i in group if i in rows and not succeeded(rows[i])) \
+            - sum(1 for i in group if i not in rows)
         for instance_id in group:
             row = rows.get(instance_id)
-            if succeeded(row) and not (fail_count > failed_rows and len(rows) < len(group)):
-                outcome[instance_id] = {"ok": True, "code": str(row.get("Code") or "200"),
-                                        "message": str(row.get("Message") or "successful")}
-            elif row is not None and not succeeded(row):
-                outcome[instance_id] = {"ok": False, "code": str(row.get("Code") or "Failed"),
-                                        "message": str(row.get("Message") or "")}
-            else:
+            if row is None:
                 outcome[instance_id] = {"ok": False, "code": "NoResult",
                                         "message": f"the reply (FailCount {reply.get('FailCount')}) has no "
-                                                   "successful result for this instance"}
+                                                   "result for this instance"}
+            elif not succeeded(row):
+                outcome[instance_id] = {"ok": False, "code": str(row.get("Code") or "Failed"),
+                                        "message": str(row.get("Message") or "")}
+            elif unaccounted > 0:
+                # FailCount says more failed than the rows show: no row of this batch can be trusted.
+                outcome[instance_id] = {"ok": False, "code": "FailCountMismatch",
+                                        "message": f"the reply says {fail_count} failed but its results do not "
+                                                   "show which; run again to check"}
+            else:
+                outcome[instance_id] = {"ok": True, "code": str(row.get("Code") or "200"),
+                                        "message": str(row.get("Message") or "successful")}
     return outcome
 
 

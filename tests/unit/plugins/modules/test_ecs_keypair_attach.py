@@ -353,3 +353,14 @@ def test_api_error_mid_job_reports_done_and_not_done(fleet, run_module):
 
 def test_check_input_accepts_ids_and_strips_spaces():
     assert _attach.check_input("deploy", [" i-abc123 "], 5) == ["i-abc123"]
+
+
+def test_failcount_larger_than_the_failed_rows_is_a_failure(fleet, run_module):
+    one, two = add(1), add(2)
+    fleet.faults["AttachKeyPair"] = [lambda reply: dict(reply, FailCount="1")]
+    result, _out = run_module(ecs_keypair_attach.main, {"key_pair_name": "deploy", "instance_ids": [one, two]})
+    assert result["failed"] is True
+    assert {e["code"] for e in result["instances"]} == {"FailCountMismatch"}
+    # The re-run reads the instances again: both hold the key pair, nothing left to do.
+    again, _out = run_module(ecs_keypair_attach.main, {"key_pair_name": "deploy", "instance_ids": [one, two]})
+    assert again["changed"] is False
