@@ -33,7 +33,6 @@ MAX_BODY = 1024 * 1024
 NONCE_TTL = sigs.MAX_SKEW_SECONDS * 2
 
 
-
 class RequestLog:
     """JSON lines, written by a background thread a few times a second: a write per request
     would cost a syscall each on the request path. Lines still buffered when the process is

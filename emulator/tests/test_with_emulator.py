@@ -36,7 +36,7 @@ def test_runs_command_with_environment_and_stops():
     env.pop("ALIBABA_CLOUD_SECURITY_TOKEN", None)
     code = PROBE.format(tests=str(Path(__file__).parent))
     proc = subprocess.run(["bash", str(SCRIPT), "--strict-delete", "--", sys.executable, "-c", code],
-                          capture_output=True, text=True, timeout=120, env=env)
+                          capture_output=True, text=True, timeout=120, env=env, check=False)
     assert proc.returncode == 7, proc.stderr
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     assert results["first"] == 200 and results["second"] == 200 and results["admin"] == 200
@@ -45,5 +45,5 @@ def test_runs_command_with_environment_and_stops():
 
 
 def test_usage_error():
-    proc = subprocess.run(["bash", str(SCRIPT), "--fast"], capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(["bash", str(SCRIPT), "--fast"], capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 2 and "usage" in proc.stderr
