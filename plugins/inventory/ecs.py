@@ -235,7 +235,7 @@ cache_timeout: 3600
 
 import hashlib
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
@@ -402,4 +402,3 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 self._add_host_to_keyed_groups(self.get_option("keyed_groups"), variables, name, strict=strict)
             except AnsibleError as exc:
                 raise AnsibleParserError(f"sshkeys.ecs.ecs inventory, host {name}: {exc}") from None
-
