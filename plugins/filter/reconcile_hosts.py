@@ -1,0 +1,66 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the sshkeys.ecs collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: reconcile_hosts
+short_description: The authorized_keys users of each host in a GitOps desired state
+version_added: 0.1.0
+author: contributors to the sshkeys.ecs collection
+description:
+  - Turns the C(authorized_keys) entries of a desired state (from P(sshkeys.ecs.reconcile_state#filter)) and
+    the inventory hosts each entry's pattern matches into the C(authorized_keys_users) of the
+    C(sshkeys.ecs.authorized_keys) role, per host.
+  - A host named by several entries gets, for each user, the union of their keys; the user's keys are
+    exclusive when any of those entries says so.
+  - Used by the playbook C(sshkeys.ecs.reconcile).
+positional: _input, entry_hosts
+options:
+  _input:
+    description: The C(authorized_keys) entries of the desired state.
+    type: list
+    elements: dict
+    required: true
+  entry_hosts:
+    description: For each entry, in the same order, the list of inventory host names its C(hosts) pattern matches.
+    type: list
+    elements: list
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Users per host
+  ansible.builtin.set_fact:
+    host_users: "{{ desired.authorized_keys | sshkeys.ecs.reconcile_hosts(entry_hosts) }}"
+"""
+
+RETURN = r"""
+_value:
+  description:
+    - C(hosts) (host name to the role's user list), C(problems) (contradictions between entries) and
+      C(warnings) (entries whose pattern matches no host).
+  type: dict
+"""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.sshkeys.ecs.plugins.plugin_utils._reconcile import host_users
+
+
+def reconcile_hosts(entries, entry_hosts):
+    """The role's users per host, from the state's entries and the hosts their patterns match."""
+    if not isinstance(entries, list) or not isinstance(entry_hosts, list):
+        raise AnsibleFilterError('reconcile_hosts expects the list of entries and the list of their hosts')
+    try:
+        return host_users(entries, entry_hosts)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AnsibleFilterError(f'reconcile_hosts: unexpected input ({type(exc).__name__}: {exc})') from None
+
+
+class FilterModule:
+    """The sshkeys.ecs.reconcile_hosts filter."""
+
+    def filters(self):
+        return {'reconcile_hosts': reconcile_hosts}
