@@ -1,36 +1,36 @@
-"""A no-change sshkeys.ecs.ecs_keypair task against ansible.builtin.ping, and API calls for bulk reads.
+"""Per-task cost of a no-change ecs_keypair task, and the API calls bulk work needs.
 
-1. Side by side in one ansible-playbook run on localhost: tasks alternate between
-   ansible.builtin.ping and an ecs_keypair task that finds its key pair as wanted (an import of
-   the same public key). A small callback records each task's wall time; the medians and their
-   ratio are printed (goal: ecs_keypair at most 1.3x ping).
-2. API calls: 500 key pairs are imported, then listed through ecs_keypair_info's code path, and
-   the requests are counted by the client and by the emulator's request log (goal: 10, that is
-   ceil(500/50)). Deleting them counts DeleteKeyPairs calls (goal: 5, ceil(500/100)).
+1. Per-task cost, side by side in one ansible-playbook run on localhost: tasks rotate between
+   ansible.builtin.ping, an sshkeys.ecs.ecs_keypair task that finds its key pair as wanted (on
+   the ECS emulator) and an amazon.aws.ec2_key task that finds its key pair as wanted (on
+   moto_server, a local EC2 endpoint). Every task runs with the same interpreter. A small
+   callback records each task's wall time; medians and ratios to ping are reported
+   (goal: ecs_keypair at most 1.3x ping).
+2. API economy: N key pairs listed (ecs_keypair_info's code), deleted (ecs_keypair
+   state=absent, the collection's only way to delete, once per name) and one key pair attached
+   to N instances (ecs_keypair_attach's code), against the emulator; the requests are counted
+   by action in the emulator's request log and set against the fewest the API allows
+   (ceil(N/50) DescribeKeyPairs pages, ceil(N/100) DeleteKeyPairs, ceil(N/50) AttachKeyPair).
 
-Runs against the ECS emulator: started through tools/with-emulator.sh unless
-ALIBABA_CLOUD_ECS_ENDPOINT is set already. This is a measurement, not a test: it asserts only
-that the measured tasks did what they were meant to (else the numbers would mean nothing).
+This is a measurement, not a test: it only checks that the measured tasks did what they were
+meant to (else the numbers would mean nothing).
 
-    .venv/bin/python benchmarks/ecs_keypair_task.py [--rounds 15] [--keys 500]
+    .venv-bench/bin/python benchmarks/ecs_keypair_task.py [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
-import os
-import statistics
+import math
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / ".venv"
-COLLECTIONS = ROOT / ".cache" / "collections"
-sys.path.insert(0, str(COLLECTIONS))
+from benchlib import VENV_BIN, Emulator, ansible_env, free_port, log, median, module_utils, ssh_keygen, wait_for
 
 CALLBACK = '''
 from __future__ import annotations
@@ -64,100 +64,156 @@ class CallbackModule(CallbackBase):
             json.dump(self.rows, handle)
 '''
 
-
-def under_emulator() -> None:
-    """Re-run this script inside tools/with-emulator.sh when no endpoint is configured."""
-    if os.environ.get("ALIBABA_CLOUD_ECS_ENDPOINT"):
-        return
-    command = [str(ROOT / "tools" / "with-emulator.sh"), "--", sys.executable, __file__] + sys.argv[1:]
-    sys.exit(subprocess.call(command))
+MOTO_KEY = ("testing", "testing")  # moto takes any credentials
 
 
-def client():
-    from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import Credentials, EcsClient
-    return EcsClient(Credentials(os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"], os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"]),
-                     os.environ["ALIBABA_CLOUD_REGION_ID"], os.environ["ALIBABA_CLOUD_ECS_ENDPOINT"])
+class Moto:
+    """moto_server (from the benchmark venv) on a free loopback port."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1",
+                                      "-p", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def answers() -> bool:
+            try:
+                self.ec2().describe_regions()
+                return True
+            except Exception:  # pylint: disable=broad-except  # not up yet, whatever the reason
+                return False
+        wait_for(answers, "moto_server", 60)
+
+    def ec2(self):
+        import boto3  # pylint: disable=import-outside-toplevel  # benchmark venv only
+        return boto3.client("ec2", region_name="us-east-1", endpoint_url=self.url,
+                            aws_access_key_id=MOTO_KEY[0], aws_secret_access_key=MOTO_KEY[1])
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(15)
 
 
-def public_key_line() -> str:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-    key = ed25519.Ed25519PrivateKey.generate().public_key()
-    return key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+def task_costs(rounds: int) -> dict:
+    """Medians of ping, no-change ecs_keypair and no-change ec2_key tasks in one playbook."""
+    with tempfile.TemporaryDirectory(prefix="sshkeys-bench-task.") as tmp, Emulator(log=False) as emulator:
+        work = Path(tmp)
+        public = ssh_keygen(work / "key", "rsa").with_suffix(".pub").read_text(encoding="utf-8").strip()
+        emulator.client().call("ImportKeyPair", {"KeyPairName": "bench-nochange", "PublicKeyBody": public})
+        moto = Moto()
+        try:
+            moto.ec2().import_key_pair(KeyName="bench-nochange", PublicKeyMaterial=public.encode())
+            (work / "callback_plugins").mkdir()
+            (work / "callback_plugins" / "task_timer.py").write_text(CALLBACK, encoding="utf-8")
+            tasks = []
+            # round -1 is a warm-up (first imports, caches): timed like the rest but not counted
+            for index in range(-1, rounds):
+                tasks.append({"name": f"ping {index}", "ansible.builtin.ping": {}})
+                tasks.append({"name": f"ecs_keypair {index}",
+                              "sshkeys.ecs.ecs_keypair": {"name": "bench-nochange", "public_key": public}})
+                tasks.append({"name": f"ec2_key {index}",
+                              "amazon.aws.ec2_key": {"name": "bench-nochange", "key_material": public,
+                                                     "region": "us-east-1", "endpoint_url": moto.url,
+                                                     "access_key": MOTO_KEY[0], "secret_key": MOTO_KEY[1]}})
+            play = [{"hosts": "localhost", "connection": "local", "gather_facts": False,
+                     # one interpreter for all three: the benchmark venv, which has boto3 for ec2_key
+                     "vars": {"ansible_python_interpreter": sys.executable}, "tasks": tasks}]
+            (work / "play.yml").write_text(json.dumps(play), encoding="utf-8")
+            out = work / "times.json"
+            env = ansible_env(ANSIBLE_CALLBACK_PLUGINS=str(work / "callback_plugins"),
+                              ANSIBLE_CALLBACKS_ENABLED="task_timer", TASK_TIMER_OUT=str(out),
+                              ANSIBLE_STDOUT_CALLBACK="default", **emulator.env())
+            done = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", str(work / "play.yml")],
+                                  env=env, check=False, text=True, capture_output=True)
+            if done.returncode != 0:
+                raise SystemExit(f"per-task playbook failed:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
+            rows = json.loads(out.read_text(encoding="utf-8"))
+        finally:
+            moto.stop()
+    times = {}
+    for kind in ("ping", "ecs_keypair", "ec2_key"):
+        mine = [row for row in rows if row["name"].split()[0] == kind and not row["name"].endswith(" -1")]
+        if len(mine) != rounds or any(row["changed"] for row in mine):
+            raise SystemExit(f"the {kind} tasks did not all run unchanged; the measurement is void")
+        times[kind] = [row["seconds"] for row in mine]
+    medians = {kind: median(values) for kind, values in times.items()}
+    return {"rounds": rounds, "samples_s": times, "median_s": medians,
+            "ratio_to_ping": {kind: medians[kind] / medians["ping"] for kind in medians}}
 
 
-def logged_actions() -> list:
-    path = os.environ.get("ECS_EMULATOR_LOG")
-    if not path or not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line).get("action") for line in handle if line.strip()]
-
-
-def bulk_calls(count: int) -> dict:
-    from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import json_list
-    from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair import list_key_pairs
-    api = client()
-    line = public_key_line()
-    names = [f"bulk-{index:04d}" for index in range(count)]
+def _import(client, names: list, public: str) -> None:
     for name in names:
-        api.call("ImportKeyPair", {"KeyPairName": name, "PublicKeyBody": line})
-    reader = client()
-    before = logged_actions().count("DescribeKeyPairs")
-    found = list_key_pairs(reader, {"names": ["bulk-*"], "include_public_key": True})
-    logged = logged_actions().count("DescribeKeyPairs") - before
-    if len(found) != count:
-        raise SystemExit(f"listing found {len(found)} key pairs, not {count}")
-    deleter = client()
-    for start in range(0, count, 100):
-        deleter.call("DeleteKeyPairs", {"KeyPairNames": json_list(names[start:start + 100])})
-    return {"listed": len(found), "list_calls_client": reader.calls, "list_calls_server_log": logged,
-            "delete_calls": deleter.calls}
+        client.call("ImportKeyPair", {"KeyPairName": name, "PublicKeyBody": public})
 
 
-def task_ratio(rounds: int) -> dict:
-    line = public_key_line()
-    api = client()
-    api.call("ImportKeyPair", {"KeyPairName": "bench-nochange", "PublicKeyBody": line})
-    with tempfile.TemporaryDirectory() as work:
-        Path(work, "callback_plugins").mkdir()
-        Path(work, "callback_plugins", "task_timer.py").write_text(CALLBACK, encoding="utf-8")
-        tasks = []
-        for index in range(rounds):
-            tasks.append({"name": f"ping {index}", "ansible.builtin.ping": {}})
-            tasks.append({"name": f"ecs_keypair {index}",
-                          "sshkeys.ecs.ecs_keypair": {"name": "bench-nochange", "public_key": line}})
-        playbook = [{"hosts": "localhost", "connection": "local", "gather_facts": False,
-                     "vars": {"ansible_python_interpreter": str(VENV / "bin" / "python")}, "tasks": tasks}]
-        Path(work, "play.yml").write_text(json.dumps(playbook), encoding="utf-8")
-        out = Path(work, "times.json")
-        env = dict(os.environ, ANSIBLE_CALLBACK_PLUGINS=str(Path(work, "callback_plugins")),
-                   ANSIBLE_CALLBACKS_ENABLED="task_timer", TASK_TIMER_OUT=str(out),
-                   ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_STDOUT_CALLBACK="default")
-        subprocess.run([str(VENV / "bin" / "ansible-playbook"), "-i", "localhost,", str(Path(work, "play.yml"))],
-                       env=env, check=True, stdout=subprocess.DEVNULL)
-        rows = json.loads(out.read_text(encoding="utf-8"))
-    pings = [r["seconds"] for r in rows if r["name"].startswith("ping")]
-    keypairs = [r for r in rows if r["name"].startswith("ecs_keypair")]
-    if len(keypairs) != rounds or any(r["changed"] for r in keypairs):
-        raise SystemExit("the ecs_keypair tasks did not all run unchanged; the measurement is void")
-    ping_median = statistics.median(pings)
-    keypair_median = statistics.median(r["seconds"] for r in keypairs)
-    api.call("DeleteKeyPairs", {"KeyPairNames": '["bench-nochange"]'})
-    return {"rounds": rounds, "ping_median_s": round(ping_median, 3), "ecs_keypair_median_s": round(keypair_median, 3),
-            "ratio": round(keypair_median / ping_median, 2), "goal_ratio": 1.3}
+def _counted(emulator: Emulator, work, *args) -> collections.Counter:
+    """Requests by action that work(*args) makes, from the emulator's request log."""
+    before = len(emulator.actions())
+    work(*args)
+    return collections.Counter(emulator.actions()[before:])
+
+
+def _list(emulator: Emulator, pattern: str, size: int) -> None:
+    found = module_utils("_keypair").list_key_pairs(emulator.client(), {"names": [pattern], "include_public_key": True})
+    if len(found) != size:
+        raise SystemExit(f"listing found {len(found)} key pairs, not {size}")
+
+
+def _delete(emulator: Emulator, names: list) -> None:
+    keypair = module_utils("_keypair")
+    client = emulator.client()
+    for name in names:
+        keypair.ensure_absent(client, {"name": name}, False)
+
+
+def _attach(emulator: Emulator, name: str, instance_ids: list) -> None:
+    module_utils("_attach").run(emulator.client(), {"key_pair_name": name, "instance_ids": instance_ids,
+                                                    "state": "present", "reboot": False, "wait_timeout": 300},
+                                False, lambda _text: None)
+
+
+def _figure(calls: collections.Counter, action: str, minimum: int) -> dict:
+    return {"calls": dict(calls), "main": calls[action], "total": sum(calls.values()), "minimum": minimum}
+
+
+def api_economy(sizes: list) -> list:
+    """Calls to list, delete and attach N, by action, next to the fewest the API allows."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="sshkeys-bench-api.") as tmp, Emulator() as emulator:
+        setup = emulator.client()
+        public = ssh_keygen(Path(tmp) / "key").with_suffix(".pub").read_text(encoding="utf-8").strip()
+        instance_ids: list = []
+        while len(instance_ids) < max(sizes):
+            reply = setup.call("RunInstances", {"ImageId": "debian_12_bench", "InstanceType": "ecs.t6-c1m1.large",
+                                                "Amount": str(min(100, max(sizes) - len(instance_ids)))})
+            instance_ids += reply["InstanceIdSets"]["InstanceIdSet"]
+        for size in sizes:
+            names = [f"bulk-{size}-{index:04d}" for index in range(size)]
+            _import(setup, names, public)
+            listed = _counted(emulator, _list, emulator, f"bulk-{size}-*", size)
+            deleted = _counted(emulator, _delete, emulator, names)
+            if module_utils("_keypair").list_key_pairs(setup, {"names": [f"bulk-{size}-*"]}):
+                raise SystemExit("deleting left key pairs behind")
+            attach_name = f"bench-attach-{size}"
+            _import(setup, [attach_name], public)
+            attached = _counted(emulator, _attach, emulator, attach_name, instance_ids[:size])
+            holding = [item for item in setup.describe_instances() if item.get("KeyPairName") == attach_name]
+            if len(holding) != size:
+                raise SystemExit(f"attach left {len(holding)} of {size} instances with the key pair")
+            rows.append({"n": size, "list": _figure(listed, "DescribeKeyPairs", math.ceil(size / 50)),
+                         "delete": _figure(deleted, "DeleteKeyPairs", math.ceil(size / 100)),
+                         "attach": _figure(attached, "AttachKeyPair", math.ceil(size / 50))})
+            log(f"  N={size}: list {dict(listed)}, delete {dict(deleted)}, attach {dict(attached)}")
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--keys", type=int, default=500)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: few rounds, small N")
     args = parser.parse_args()
-    under_emulator()
     started = time.monotonic()
-    report = {"api_calls": bulk_calls(args.keys), "task": task_ratio(args.rounds)}
-    report["api_calls"]["goal_list_calls"] = -(-args.keys // 50)
-    report["api_calls"]["goal_delete_calls"] = -(-args.keys // 100)
+    report = {"tasks": task_costs(3 if args.quick else 15),
+              "api": api_economy([10] if args.quick else [10, 100, 500])}
     report["wall_seconds"] = round(time.monotonic() - started, 1)
     print(json.dumps(report, indent=2))
 
