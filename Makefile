@@ -6,7 +6,7 @@ PYTHON := .venv/bin/python
 STAGES := $(patsubst tools/stages/%.sh,%,$(wildcard tools/stages/[0-9][0-9]-*.sh))
 STAGE_NAMES := $(foreach s,$(STAGES),$(word 2,$(subst -, ,$(s))))
 
-.PHONY: test bootstrap clean $(STAGE_NAMES)
+.PHONY: test bootstrap clean demo $(STAGE_NAMES)
 
 test: bootstrap
 	$(PYTHON) tools/run_tests.py
@@ -19,3 +19,7 @@ $(STAGE_NAMES): bootstrap
 
 clean:
 	rm -rf .cache .test-results tests/output
+
+# The whole life of SSH key pairs on ECS, offline, with a short summary per step (docs/demo.md).
+demo:
+	@bash tools/demo.sh

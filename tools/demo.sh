@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# make demo: the whole life of SSH key pairs on ECS, offline, in a few minutes (docs/demo.md).
+#
+# Installs what is missing (tools/bootstrap.sh), builds or loads the instance image, starts the
+# local ECS emulator with 3 Linux instances (podman containers running sshd on 127.0.30.x) and 1
+# Windows instance, then runs the story (tools/demo/story/main.yml) through the collection's
+# workflow playbooks and prints a short summary per step. Everything it started - emulator,
+# containers, keys - is removed when it ends, also after a failure or Ctrl-C.
+#
+# DEMO_KEEP=1 keeps the working directory (keys, logs) - the emulator and containers still go.
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WORK=$ROOT/.cache/demo
+PREFIX=demo
+started=$(date +%s)
+
+log() { printf '==> %s\n' "$*"; }
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  log "cleaning up: emulator, containers$([ -n "${DEMO_KEEP:-}" ] || echo ', keys')"
+  "$ROOT/.venv/bin/python" "$ROOT/tools/demo/fleet.py" down "$WORK/fleet" 2>/dev/null ||
+    echo "demo: could not stop everything; see $WORK" >&2
+  if [ -z "${DEMO_KEEP:-}" ]; then rm -rf "$WORK"; else log "kept $WORK"; fi
+  log "$([ "$status" -eq 0 ] && echo 'demo finished' || echo "demo FAILED (exit $status)") in $(( $(date +%s) - started )) s"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'echo; log "interrupted"; exit 130' INT
+trap 'exit 143' TERM
+
+log "installing what is missing (tools/bootstrap.sh)"
+bash "$ROOT/tools/bootstrap.sh" || exit 1
+
+export CONTAINERS_CONF=$ROOT/tools/containers.conf
+# A run that was killed hard may have left its emulator behind: stop it first.
+"$ROOT/.venv/bin/python" "$ROOT/tools/demo/fleet.py" down "$WORK/fleet"
+rm -rf "$WORK"
+mkdir -p "$WORK/keys"
+chmod 0700 "$WORK" "$WORK/keys"
+
+log "starting the ECS emulator and running 3 Linux and 1 Windows instances"
+"$ROOT/.venv/bin/python" "$ROOT/tools/demo/fleet.py" up "$WORK/fleet" --address-pool 127.0.30.0/24 \
+  --prefix "$PREFIX" --linux 3 --windows 1 --launch-key-pair "$PREFIX-legacy" \
+  --login-key "$WORK/keys/$PREFIX-admin.pem" || exit 1
+
+# The emulator's endpoint and AccessKey, for the playbooks and the inventory plugin.
+# shellcheck disable=SC1091
+source "$WORK/fleet/env.sh"
+export PATH=$ROOT/.venv/bin:$PATH
+export ANSIBLE_COLLECTIONS_PATH=$ROOT/.cache/collections
+export ANSIBLE_STDOUT_CALLBACK=sshkeys_demo ANSIBLE_CALLBACK_PLUGINS=$ROOT/tools/demo/callback
+export ANSIBLE_HOST_KEY_CHECKING=false ANSIBLE_PIPELINING=true ANSIBLE_LOCALHOST_WARNING=false
+export ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=false
+export SSHKEYS_DEMO_LOG=$WORK/tasks.log
+
+log "running the story: playbooks of sshkeys.ecs against the emulator (inventory: sshkeys.ecs.ecs plugin)"
+ansible-playbook -i "$WORK/fleet/inventory" "$ROOT/tools/demo/story/main.yml" \
+  -e "story_dir=$WORK" -e "story_prefix=$PREFIX"
