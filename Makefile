@@ -1,12 +1,12 @@
 # One way to test, the same everywhere: `make test` installs what is missing (Debian packages,
 # the virtual environments, the instance image) and runs every stage in tools/stages/, ending
-# with one line "N passed, N failed". `make STAGE` runs one stage (sanity, units, lint, ...).
+# with one line "N passed, N failed". `make STAGE` runs one stage (sanity, units, lint, docs, ...).
 SHELL := /bin/bash
 PYTHON := .venv/bin/python
 STAGES := $(patsubst tools/stages/%.sh,%,$(wildcard tools/stages/[0-9][0-9]-*.sh))
 STAGE_NAMES := $(foreach s,$(STAGES),$(word 2,$(subst -, ,$(s))))
 
-.PHONY: test bootstrap clean demo $(STAGE_NAMES)
+.PHONY: test bootstrap clean demo docs-write $(STAGE_NAMES)
 
 test: bootstrap
 	$(PYTHON) tools/run_tests.py
@@ -16,6 +16,10 @@ bootstrap:
 
 $(STAGE_NAMES): bootstrap
 	$(PYTHON) tools/run_tests.py $@
+
+# Rewrites docs/reference/ from the plugins' and roles' own documentation (`make docs` checks it).
+docs-write: bootstrap
+	$(PYTHON) tools/docs_reference.py
 
 clean:
 	rm -rf .cache .test-results tests/output
