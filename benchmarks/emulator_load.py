@@ -1,12 +1,12 @@
 """Signed DescribeKeyPairs throughput and latency of the ECS emulator at 1, 8 and 32 clients.
 
-Starts its own emulator (fresh state, free port, request log off) unless --ready-file points at
-a running one, creates a few key pairs, then lets N clients send v1-signed DescribeKeyPairs
-over keep-alive connections for a fixed time and prints requests/s and p50/p99 latency.
+Starts its own emulator (fresh state, free port, request log off), creates a few key pairs, then
+lets N clients send v1-signed DescribeKeyPairs over keep-alive connections for a fixed time and
+reports requests/s and p50/p99 latency.
 Clients are threads spread over a few processes, so the client side is not held back by one GIL.
 This is a measurement, not a test: it asserts nothing.
 
-    .venv/bin/python benchmarks/emulator_load.py [--seconds 5] [--clients 1,8,32]
+    .venv-bench/bin/python benchmarks/emulator_load.py [--quick]
 """
 
 from __future__ import annotations
@@ -20,14 +20,13 @@ import json
 import multiprocessing
 import os
 import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
 from datetime import datetime, timezone
 from urllib.parse import quote
+
+from benchlib import Emulator, log
 
 
 def _enc(value: str) -> str:
@@ -130,7 +129,7 @@ def _client_process(port: int, key: tuple[str, str], threads: int, seconds: floa
     out.put(([x for lat in latencies for x in lat], sum(errors)))
 
 
-def measure(port: int, key: tuple[str, str], clients: int, seconds: float) -> dict:
+def load(port: int, key: tuple[str, str], clients: int, seconds: float) -> dict:
     procs = min(clients, max(2, os.cpu_count() or 2))
     per = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
     queue: multiprocessing.Queue = multiprocessing.Queue()
@@ -155,55 +154,28 @@ def measure(port: int, key: tuple[str, str], clients: int, seconds: float) -> di
             "rps": len(latencies) / seconds, "p50_ms": pct(0.50), "p99_ms": pct(0.99)}
 
 
-def start_emulator(workdir: str) -> tuple[subprocess.Popen, dict]:
-    ready = os.path.join(workdir, "ready.json")
-    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "ecs-emulator"), "serve",
-                             "--listen", "127.0.0.1:0", "--state", os.path.join(workdir, "state.sqlite"),
-                             "--ready-file", ready, "--quiet", "--fast"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _attempt in range(300):
-        if os.path.exists(ready):
-            with open(ready) as fh:
-                return proc, json.load(fh)
-        time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("the emulator did not start")
+def measure(quick: bool, keypairs: int = 20) -> dict:
+    """Throughput and latency at 1, 8 and 32 clients against a fresh emulator (request log off)."""
+    seconds = 1.0 if quick else 5.0
+    with Emulator(log=False) as emulator:
+        conn = http.client.HTTPConnection("127.0.0.1", emulator.port, timeout=30)
+        for i in range(keypairs):
+            call(conn, emulator.key, {"Action": "CreateKeyPair", "RegionId": emulator.region,
+                                      "KeyPairName": f"bench-{i:03d}"})
+        conn.close()
+        levels = []
+        for clients in (1, 8, 32):
+            levels.append(load(emulator.port, emulator.key, clients, seconds))
+            one = levels[-1]
+            log(f"  emulator, {clients:2d} clients: {one['rps']:6.0f} req/s, p50 {one['p50_ms']:.2f} ms, "
+                f"p99 {one['p99_ms']:.2f} ms, {one['errors']} errors")
+    return {"seconds": seconds, "keypairs": keypairs, "levels": levels}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--clients", default="1,8,32")
-    parser.add_argument("--keypairs", type=int, default=20, help="key pairs to create first (each page lists them all)")
-    parser.add_argument("--ready-file", help="use a running emulator described by this ready file")
-    args = parser.parse_args()
-    proc = None
-    with tempfile.TemporaryDirectory() as workdir:
-        if args.ready_file:
-            with open(args.ready_file) as fh:
-                doc = json.load(fh)
-        else:
-            proc, doc = start_emulator(workdir)
-        try:
-            port = doc["port"]
-            k = doc["accounts"][0]["access_keys"][0]
-            key = (k["id"], k["secret"])
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            existing = call(conn, key, {"Action": "DescribeKeyPairs", "RegionId": "cn-hangzhou"})["TotalCount"]
-            for i in range(existing, args.keypairs):
-                call(conn, key, {"Action": "CreateKeyPair", "RegionId": "cn-hangzhou", "KeyPairName": f"bench-{i:03d}"})
-            conn.close()
-            print(f"signed DescribeKeyPairs (PageSize 50, {args.keypairs} key pairs), {args.seconds:g} s per level, "
-                  f"{os.cpu_count()} CPUs (clients share them)")
-            print(f"{'clients':>8} {'requests':>9} {'errors':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-            for n in (int(c) for c in args.clients.split(",")):
-                r = measure(port, key, n, args.seconds)
-                print(f"{r['clients']:>8} {r['requests']:>9} {r['errors']:>7} {r['rps']:>9.0f} "
-                      f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}", flush=True)
-        finally:
-            if proc:
-                proc.terminate()
-                proc.wait(10)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: one second per level")
+    print(json.dumps(measure(parser.parse_args().quick), indent=2))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,325 @@
+"""Renders the runner's results.json into RESULTS.md (the table of figures, goals and the machine)
+and the PNG plots. Pure formatting: every number comes from results.json."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+LOOP_GOAL = 0.01        # DESIGN.md Targets: at least 100x faster than the looped ansible.posix module
+ONE_TASK_GOAL = 0.5     # ... and at most half the time of its one-task mode
+TASK_GOAL = 1.3         # one no-change ecs_keypair task: at most 1.3x an ansible.builtin.ping task
+ROTATION_GOAL = 0.5     # rotation on 10 hosts: at most half the time of the three-task pattern
+EMULATOR_GOAL = (8, 500.0, 50.0)  # issue 3: at 8 clients at least 500 requests/s with p99 under 50 ms
+API_OPERATIONS = (
+    ("list", "list N key pairs (`ecs_keypair_info`, one pattern)", "DescribeKeyPairs", 50),
+    ("delete", "delete N key pairs (`ecs_keypair` state=absent, once per name)", "DeleteKeyPairs", 100),
+    ("attach", "attach one key pair to N instances (`ecs_keypair_attach`)", "AttachKeyPair", 50),
+)
+
+
+def _median(values: list) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _s(seconds: float) -> str:
+    return f"{seconds:.2f} s" if seconds < 100 else f"{seconds:.0f} s"
+
+
+def _met(ok: Optional[bool], note: str = "") -> str:
+    if ok is None:
+        return "n/a"
+    return ("**yes**" if ok else "**no**") + (f" {note}" if note else "")
+
+
+class Report:
+    """Collects summary rows, detail sections and plots while walking the sections."""
+
+    def __init__(self, results: dict, out: Path) -> None:
+        self.results = results
+        self.out = out
+        self.rows: list = []
+        self.details: list = []
+        self.plots: list = []
+        try:
+            import matplotlib  # pylint: disable=import-outside-toplevel  # benchmark venv only
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+            self.plt = plt
+        except ImportError:
+            self.plt = None
+
+    def row(self, figure: str, ours: str, peer: str, ratio: str, goal: str, met: str) -> None:
+        self.rows.append((figure, ours, peer, ratio, goal, met))
+
+    def section(self, name: str) -> Optional[dict]:
+        data = self.results["sections"].get(name)
+        if data is None:
+            return None
+        if isinstance(data, dict) and "error" in data:
+            self.row(f"{name}: failed", data["error"].splitlines()[-1][:200], "", "", "", "n/a")
+            return None
+        return data
+
+    def save(self, figure, name: str, caption: str) -> None:
+        figure.tight_layout()
+        figure.savefig(self.out / name, dpi=110)
+        self.plt.close(figure)
+        self.plots.append((name, caption))
+
+    # -- sections ---------------------------------------------------------------------------
+
+    def tasks(self) -> None:
+        data = self.section("tasks")
+        if data is None:
+            return
+        med = data["median_s"]
+        ratio = med["ecs_keypair"] / med["ping"]
+        self.row("Per-task cost: a no-change `ecs_keypair` task vs `ansible.builtin.ping`", _s(med["ecs_keypair"]),
+                 _s(med["ping"]), f"{ratio:.2f}x", f"at most {TASK_GOAL}x ping", _met(ratio <= TASK_GOAL))
+        self.row("Per-task cost: a no-change `ecs_keypair` task vs `amazon.aws.ec2_key` on moto",
+                 _s(med["ecs_keypair"]), _s(med["ec2_key"]), f"{med['ecs_keypair'] / med['ec2_key']:.2f}x",
+                 f"none (reference: ec2_key is {med['ec2_key'] / med['ping']:.2f}x ping here)", "n/a")
+        lines = [f"{data['rounds']} rounds of three tasks in one playbook on localhost (ping, ecs_keypair on the "
+                 "emulator, ec2_key on moto_server), after one warm-up round; every task unchanged.", "",
+                 "| Task | Median | Ratio to ping | Samples (s) |", "|---|---|---|---|"]
+        for kind, label in (("ping", "`ansible.builtin.ping`"), ("ecs_keypair", "`sshkeys.ecs.ecs_keypair`"),
+                            ("ec2_key", "`amazon.aws.ec2_key` (moto)")):
+            samples = ", ".join(f"{value:.2f}" for value in data["samples_s"][kind])
+            lines.append(f"| {label} | {_s(med[kind])} | {med[kind] / med['ping']:.2f}x | {samples} |")
+        self.details.append(("Per-task cost", lines))
+
+    def api(self) -> None:
+        data = self.section("api")
+        if data is None:
+            return
+        lines = ["Requests by action, from the emulator's request log (the reads are how each module "
+                 "decides what to change, so that a second run changes nothing).", "",
+                 "| N | Operation | Requests by action | Batched action calls | Minimum |", "|---|---|---|---|---|"]
+        for entry in data:
+            size = entry["n"]
+            for key, label, action, per_call in API_OPERATIONS:
+                one = entry[key]
+                ratio = one["main"] / one["minimum"]
+                self.row(f"API calls to {label.replace('N', str(size), 1)}",
+                         f"{one['main']} {action} ({one['total']} requests in all)",
+                         f"{one['minimum']} (the API minimum)", f"{ratio:.2f}x",
+                         f"ceil(N/{per_call}) {action}", _met(one["main"] <= one["minimum"]))
+                calls = ", ".join(f"{name} {count}" for name, count in sorted(one["calls"].items()))
+                lines.append(f"| {size} | {key} | {calls} | {one['main']} | {one['minimum']} |")
+        self.details.append(("API economy", lines))
+        if self.plt is None:
+            return
+        figure, axis = self.plt.subplots(figsize=(6.4, 4.2))
+        sizes = [entry["n"] for entry in data]
+        for key, _label, action, per_call in API_OPERATIONS:
+            line = axis.plot(sizes, [entry[key]["main"] for entry in data], marker="o", label=f"{key}: {action}")
+            axis.plot(sizes, [math.ceil(size / per_call) for size in sizes], linestyle=":",
+                      color=line[0].get_color(), label=f"{key}: minimum ceil(N/{per_call})")
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("N (key pairs or instances)")
+        axis.set_ylabel("API calls of the batched action")
+        axis.set_title("API calls against the minimum the API allows")
+        axis.legend(fontsize=7)
+        self.save(figure, "api_calls.png", "Calls of the batched action against the API minimum, by N.")
+
+    def authorized_keys(self) -> None:
+        data = self.section("authorized_keys")
+        if data is None:
+            return
+        remote = {int(count): modes for count, modes in data["remote"].items()}
+        whole = {count: {mode: _median([v[0] for v in values]) for mode, values in modes.items()}
+                 for count, modes in remote.items()}
+        tasks = {count: {mode: _median([v[1] for v in values]) for mode, values in modes.items()}
+                 for count, modes in remote.items()}
+        loop = sorted((count, modes["posix-loop"]) for count, modes in whole.items() if "posix-loop" in modes)
+        # The loop is one module run per key: a straight line through its measured points.
+        slope = intercept = None
+        if len(loop) >= 2:
+            (x0, y0), (x1, y1) = loop[0], loop[-1]
+            slope = (y1 - y0) / (x1 - x0)
+            intercept = y0 - slope * x0
+        for count in sorted(whole):
+            modes = whole[count]
+            if "role" not in modes:
+                continue
+            role = modes["role"]
+            if "posix-one" in modes:
+                ratio = role / modes["posix-one"]
+                note = " (the DESIGN.md figure)" if count == 200 else ""
+                self.row(f"authorized_keys: role vs `ansible.posix.authorized_key` one task, {count} keys into "
+                         f"{data['lines']:,} lines{note}", _s(role), _s(modes["posix-one"]), f"{ratio:.2f}x",
+                         f"at most {ONE_TASK_GOAL}x", _met(ratio <= ONE_TASK_GOAL))
+            if "posix-loop" in modes:
+                peer, how, note = modes["posix-loop"], "measured", ""
+            elif slope is not None:
+                peer, how, note = intercept + slope * count, "extrapolated", "(vs extrapolated loop)"
+            else:
+                continue
+            ratio = role / peer
+            self.row(f"authorized_keys: role vs `ansible.posix.authorized_key` looped, {count} keys into "
+                     f"{data['lines']:,} lines", _s(role), f"{_s(peer)} ({how})",
+                     f"{ratio:.3f}x ({peer / role:.0f}x faster)", f"at most {LOOP_GOAL}x (100x faster)",
+                     _met(ratio <= LOOP_GOAL, note))
+        lines = [f"Whole `ansible-playbook` runs adding N keys to a file of {data['lines']:,} lines on one container "
+                 "over SSH (pipelining on); task time from `ansible.posix.profile_tasks`, after a warm-up ping. "
+                 "Medians; every run checked to leave the right number of keys.", "",
+                 "| Keys | Mode | Runs | Whole run (median) | Task time (median) |", "|---|---|---|---|---|"]
+        for count in sorted(remote):
+            for mode, values in remote[count].items():
+                lines.append(f"| {count} | {mode} | {len(values)} | {_s(whole[count][mode])} | "
+                             f"{_s(tasks[count][mode])} |")
+        if slope is not None:
+            lines += ["", f"The loop, fitted through its measured points: {intercept:.1f} s + {slope:.2f} s per key "
+                      "(each key is one module run that reads the whole file)."]
+        alone = data["module_alone"]
+        lines += ["", f"The module alone (in process, no Ansible: read, plan, locked atomic write) adding "
+                  f"{data['module_keys']} keys:", "", "| Lines in the file | Median time |", "|---|---|"]
+        lines += [f"| {size:,} | {seconds * 1000:.1f} ms |" for size, seconds in alone]
+        if len(alone) >= 2:
+            (small, t_small), (big, t_big) = alone[0], alone[-1]
+            lines += ["", f"{(t_big - t_small) / (big - small) * 1e6:.1f} microseconds per extra line between "
+                      f"{small:,} and {big:,} lines."]
+        self.details.append(("authorized_keys", lines))
+        if self.plt is None:
+            return
+        figure, axis = self.plt.subplots(figsize=(6.4, 4.2))
+        axis.plot([size for size, _ in alone], [seconds for _, seconds in alone], marker="o",
+                  label=f"module alone, adding {data['module_keys']} keys")
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("lines in authorized_keys")
+        axis.set_ylabel("seconds (median)")
+        axis.set_title("authorized_keys module: time against file size")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend()
+        self.save(figure, "authorized_keys_module.png", "The module's own work against the size of the file.")
+        figure, axis = self.plt.subplots(figsize=(6.4, 4.2))
+        for mode in ("role", "posix-one", "posix-loop"):
+            points = sorted((count, modes[mode]) for count, modes in whole.items() if mode in modes)
+            if points:
+                line = axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=f"{mode} (measured)")
+                if mode == "posix-loop" and slope is not None:
+                    xs = [points[-1][0], max(whole)]
+                    axis.plot(xs, [intercept + slope * x for x in xs], linestyle="--", color=line[0].get_color(),
+                              label="posix-loop (extrapolated)")
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel(f"keys added to a file of {data['lines']:,} lines")
+        axis.set_ylabel("whole playbook run, seconds (median)")
+        axis.set_title("authorized_keys: the role against ansible.posix")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=8)
+        self.save(figure, "authorized_keys_modes.png", "Whole playbook runs by number of keys and mode.")
+
+    def rotation(self) -> None:
+        data = self.section("rotation")
+        if data is None:
+            return
+        ours, peer = _median(data["ours"]), _median(data["peer"])
+        ratio = ours / peer
+        self.row(f"Rotation of one key on {data['hosts']} hosts with proof of login vs the three-task "
+                 "ansible.posix pattern", _s(ours), _s(peer), f"{ratio:.2f}x", f"at most {ROTATION_GOAL}x",
+                 _met(ratio <= ROTATION_GOAL))
+        self.details.append(("Rotation", [
+            f"Whole playbook runs on {data['hosts']} containers, forks 10, pipelining on, alternating; each run "
+            "checked to have rotated every host.", "",
+            "| Way | Median | Runs (s) |", "|---|---|---|",
+            f"| `sshkeys.ecs.authorized_key_rotate` (one task) | {_s(ours)} | "
+            + ", ".join(f"{t:.2f}" for t in data["ours"]) + " |",
+            "| ansible.posix add, `ssh` login check, ansible.posix remove | "
+            f"{_s(peer)} | " + ", ".join(f"{t:.2f}" for t in data["peer"]) + " |"]))
+
+    def emulator(self) -> None:
+        data = self.section("emulator")
+        if data is None:
+            return
+        goal_clients, goal_rps, goal_p99 = EMULATOR_GOAL
+        lines = [f"Signed (v1) DescribeKeyPairs, PageSize 50, {data['keypairs']} key pairs, {data['seconds']:g} s per "
+                 "level, keep-alive connections; the clients run on the same CPUs as the server.", "",
+                 "| Clients | Requests | Errors | Requests/s | p50 | p99 |", "|---|---|---|---|---|---|"]
+        for level in data["levels"]:
+            text = f"{level['rps']:.0f} req/s, p50 {level['p50_ms']:.1f} ms, p99 {level['p99_ms']:.1f} ms"
+            if level["clients"] == goal_clients:
+                ok = level["rps"] >= goal_rps and level["p99_ms"] < goal_p99
+                self.row(f"Emulator at {goal_clients} clients", text, "", "",
+                         f"at least {goal_rps:.0f} req/s with p99 under {goal_p99:.0f} ms", _met(ok))
+            else:
+                self.row(f"Emulator at {level['clients']} client(s)", text, "", "", "none", "n/a")
+            lines.append(f"| {level['clients']} | {level['requests']} | {level['errors']} | {level['rps']:.0f} | "
+                         f"{level['p50_ms']:.1f} ms | {level['p99_ms']:.1f} ms |")
+        self.details.append(("Emulator", lines))
+        if self.plt is None:
+            return
+        clients = [level["clients"] for level in data["levels"]]
+        figure, (left, right) = self.plt.subplots(1, 2, figsize=(9, 3.8))
+        left.plot(clients, [level["rps"] for level in data["levels"]], marker="o")
+        left.axhline(goal_rps, linestyle=":", color="grey", label=f"goal at {goal_clients} clients")
+        left.set_xscale("log", base=2)
+        left.set_xlabel("concurrent clients")
+        left.set_ylabel("requests/s")
+        left.set_title("Throughput")
+        left.legend()
+        right.plot(clients, [level["p50_ms"] for level in data["levels"]], marker="o", label="p50")
+        right.plot(clients, [level["p99_ms"] for level in data["levels"]], marker="o", label="p99")
+        right.axhline(goal_p99, linestyle=":", color="grey", label="p99 goal")
+        right.set_xscale("log", base=2)
+        right.set_xlabel("concurrent clients")
+        right.set_ylabel("latency, ms")
+        right.set_title("Latency")
+        right.legend()
+        self.save(figure, "emulator_load.png", "Emulator throughput and latency against concurrent clients.")
+
+    # -- the document ------------------------------------------------------------------------
+
+    def summary(self) -> str:
+        lines = ["| Figure | sshkeys.ecs (median) | Peer (median) | Ratio (ours / peer) | Goal | Met |",
+                 "|---|---|---|---|---|---|"]
+        lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in self.rows]
+        return "\n".join(lines)
+
+    def machine(self) -> list:
+        box = self.results["machine"]
+        peers = ", ".join(f"{name} {version}" for name, version in box["peers"].items())
+        seconds = sum(self.results.get("seconds", {}).values())
+        return [f"- Date: {self.results['started']}; the run took {seconds / 60:.1f} minutes"
+                + (" (`--quick` smoke run: fewer rounds and sizes)" if self.results.get("quick") else ""),
+                f"- CPU: {box['cpus']} x {box['cpu_model']}; memory {box['memory']}; {box['system']}",
+                f"- Python {box['python']} (Ansible and the modules; {box['bench_python']} for the runner), "
+                f"{box['ansible_core']}",
+                f"- Peers: {peers}",
+                "- Load average (1, 5, 15 min) at the start: "
+                + ", ".join(f"{x:.1f}" for x in box["load_before"])
+                + ("; at the end: " + ", ".join(f"{x:.1f}" for x in box["load_after"]) if "load_after" in box else ""),
+                "- The machine is shared: other people's builds and test runs (ansible-test, Molecule, podman) "
+                "ran on the same 2 cores during this run, so absolute times are noisy and higher than on an idle "
+                "machine. The ratios compare runs taken side by side, interleaved, in the same minutes, and "
+                "are the figures to read."]
+
+    def document(self) -> str:
+        parts = ["# Benchmark results", "",
+                 "Written by `make bench` (`benchmarks/run.py`; how to run and read it: `benchmarks/README.md`). "
+                 "Times are medians of several runs taken side by side in one run on one machine; a ratio below "
+                 "1 means this collection takes less than the peer. Goals are those of the design notes' "
+                 "\"Targets\" (the emulator's from its own issue). Nothing here is a test.", "",
+                 "## Summary", "", self.summary(), "", "## Machine", "", *self.machine(), ""]
+        for title, lines in self.details:
+            parts += [f"## {title}", "", *lines, ""]
+        if self.plots:
+            parts += ["## Plots", ""]
+            for name, caption in self.plots:
+                parts += [f"![{caption}]({name})", "", caption, ""]
+        return "\n".join(parts)
+
+
+def write(results: dict, out: Path) -> str:
+    """Write RESULTS.md and the plots into out; return the summary table."""
+    report = Report(results, out)
+    for name in ("tasks", "api", "authorized_keys", "rotation", "emulator"):
+        getattr(report, name)()
+    (out / "RESULTS.md").write_text(report.document(), encoding="utf-8")
+    return report.summary()
