@@ -1,0 +1,337 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the sshkeys.ecs collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The GitOps desired state: reading, checking, the account plan and the host plan."""
+
+from __future__ import annotations
+
+import base64
+import struct
+
+import pytest
+
+from ansible_collections.sshkeys.ecs.plugins.plugin_utils._reconcile import (
+    StateError,
+    host_report,
+    host_users,
+    load_state,
+    plan_region,
+    plan_regions,
+    validate_state,
+)
+from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import parse_public_key
+
+
+def ed25519(seed: int, comment: str = "") -> str:
+    def ssh_string(data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + data
+    blob = ssh_string(b"ssh-ed25519") + ssh_string(bytes([seed]) * 32)
+    line = "ssh-ed25519 " + base64.b64encode(blob).decode()
+    return f"{line} {comment}" if comment else line
+
+
+K1, K2, K3 = ed25519(1, "one"), ed25519(2, "two"), ed25519(3, "three")
+FP = {k: parse_public_key(k).fingerprint() for k in (K1, K2, K3)}
+IDENT = {k: parse_public_key(k).identity() for k in (K1, K2, K3)}
+PRIVATE = ("-----BEGIN OPENSSH PRIVATE KEY-----\n"
+           "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+           "-----END OPENSSH PRIVATE KEY-----\n")
+
+
+def problems(doc, files=None) -> list:
+    def read(path):
+        if files and path in files:
+            return files[path]
+        raise FileNotFoundError(2, "No such file or directory")
+    with pytest.raises(StateError) as caught:
+        validate_state(doc, "/state", "state.yml", read_file=read)
+    assert str(caught.value).startswith(f"state.yml: {len(caught.value.problems)} problem(s)")
+    return caught.value.problems
+
+
+def region(key_pairs, **extra):
+    return {"version": 1, "regions": {"cn-hangzhou": dict({"key_pairs": key_pairs}, **extra)}}
+
+
+# ------------------------------------------------------------------------------------ reading
+
+
+def test_load_state_refuses_duplicate_keys():
+    with pytest.raises(StateError) as caught:
+        load_state("version: 1\nregions: {}\nregions: {}\n", "s.yml")
+    assert "the key 'regions' is given twice" in caught.value.problems[0]
+    assert "line 3" in caught.value.problems[0]
+
+
+def test_load_state_bad_yaml_with_private_key_is_not_quoted():
+    text = "version: [1\n" + PRIVATE
+    with pytest.raises(StateError) as caught:
+        load_state(text, "s.yml")
+    assert "private key material" in str(caught.value)
+    assert "b3BlbnNz" not in str(caught.value)
+
+
+def test_load_state_plain():
+    assert load_state("version: 1\n") == {"version": 1}
+
+
+# ------------------------------------------------------------------------------------ checking
+
+
+def test_valid_state_is_normalised():
+    doc = region([{"name": "deploy", "public_key": K1, "tags": {"team": "a"}, "instances": ["i-abc1"]},
+                  {"name": "ops", "public_key_file": "keys/ops.pub"}], prune=True, ignore=["legacy-*"])
+    doc["authorized_keys"] = [{"hosts": "web", "users": [
+        {"name": "ecs-user", "exclusive": True, "keys": [K1, {"key": K2, "options": "no-pty"}]},
+        {"name": "root", "remove": [K3]}]}]
+    state = validate_state(doc, "/state", read_file=lambda p: {"/state/keys/ops.pub": (K2 + "\n").encode()}[p])
+    cn = state["regions"][0]
+    assert (cn["region"], cn["prune"], cn["reboot"], cn["ignore"]) == ("cn-hangzhou", True, False, ["legacy-*"])
+    assert cn["key_pairs"][0] == {"name": "deploy", "public_key": K1, "identity": IDENT[K1],
+                                  "fingerprint": FP[K1], "tags": {"team": "a"}, "instances": ["i-abc1"]}
+    assert cn["key_pairs"][1]["identity"] == IDENT[K2]
+    assert cn["key_pairs"][1]["tags"] is None and cn["key_pairs"][1]["instances"] is None
+    users = state["authorized_keys"][0]["users"]
+    assert users[0]["keys"][1] == {"key": K2, "identity": IDENT[K2], "fingerprint": FP[K2], "options": "no-pty"}
+    assert users[1] == {"name": "root", "path": None, "exclusive": False, "keys": [], "remove": [IDENT[K3]]}
+
+
+@pytest.mark.parametrize("doc, expected", [
+    (None, "the file is empty"),
+    ([1], "must be a mapping, not a list"),
+    ({"regions": {}}, "version is required"),
+    ({"version": 2}, "version: must be 1"),
+    ({"version": 1, "region": {}}, "unknown key 'region'"),
+    ({"version": 1, "regions": {"Hangzhou": {}}}, "regions.Hangzhou: is not a region id"),
+    (region([], prnue=True), "regions.cn-hangzhou: unknown key 'prnue'"),
+    (region([], prune="yes"), "regions.cn-hangzhou.prune: must be true or false, not a string"),
+    (region({"name": "x"}), "key_pairs: must be a list, not a mapping"),
+    (region([{"name": "9lives", "public_key": K1}]), "must start with a letter"),
+    (region([{"name": "a", "public_key": K1}]), "must be 2 to 128 characters long"),
+    (region([{"name": "ok-name"}]), "give exactly one of public_key and public_key_file"),
+    (region([{"name": "ok-name", "public_key": K1, "public_key_file": "x.pub"}]), "give exactly one"),
+    (region([{"name": "ok-name", "public_key": "ssh-ed25519 AAAA"}]), "not a valid public key"),
+    (region([{"name": "ok-name", "public_key": K1, "tags": {"aliyun:x": "1"}}]), "must not start with 'aliyun'"),
+    (region([{"name": "ok-name", "public_key": K1, "tags": ["a"]}]), "tags: must be a mapping"),
+    (region([{"name": "ok-name", "public_key": K1, "instances": ["web-1"]}]), "'web-1' is not an instance id"),
+    (region([{"name": "ok-name", "public_key": K1, "instances": "i-abc1"}]), "instances: must be a list"),
+    (region([{"name": "ok-name", "public_key_file": "none.pub"}]), "cannot read none.pub: No such file or directory"),
+    (region([{"name": "legacy-1", "public_key": K1}], ignore=["legacy-*"]), "matches an ignore pattern"),
+    ({"version": 1, "authorized_keys": {"hosts": "all"}}, "authorized_keys: must be a list"),
+    ({"version": 1, "authorized_keys": [{"hosts": "all"}]}, "users is required"),
+    ({"version": 1, "authorized_keys": [{"hosts": "", "users": [{"name": "root"}]}]}, "must be a host pattern"),
+    ({"version": 1, "authorized_keys": [{"hosts": "all", "users": [{"name": "ro ot"}]}]}, "must be a user name"),
+    ({"version": 1, "authorized_keys": [{"hosts": "all", "users": [{"name": "root", "keys": ["nope"]}]}]},
+     "keys[0]: not a valid public key"),
+    ({"version": 1, "authorized_keys": [{"hosts": "all", "users": [{"name": "root", "keys": [{"key": K1, "opts": ""}]}]}]},
+     "unknown key 'opts'"),
+    ({"version": 1, "authorized_keys": [{"hosts": "all", "users": [{"name": "root", "exclusive": True, "remove": [K1]}]}]},
+     "remove is pointless with exclusive: true"),
+    ({"version": 1, "authorized_keys": [{"hosts": "all", "users": [{"name": "root", "keys": [K1], "remove": [K1]}]}]},
+     "is also in keys"),
+])
+def test_each_problem_is_named(doc, expected):
+    found = problems(doc)
+    assert any(expected in p for p in found), found
+
+
+def test_duplicates_are_problems():
+    found = problems(region([
+        {"name": "dup", "public_key": K1, "instances": ["i-abc1"]},
+        {"name": "dup", "public_key": K2},
+        {"name": "other", "public_key": K3, "instances": ["i-abc1"]},
+    ]) | {"authorized_keys": [{"hosts": "all", "users": [
+        {"name": "root", "keys": [K1, ed25519(1, "same key, other comment")]},
+        {"name": "root"}]}]})
+    assert any("key pair dup is listed twice (also item 0)" in p for p in found)
+    assert any("i-abc1 is also listed under key pair dup" in p for p in found)
+    assert any(f"keys[1]: {FP[K1]} is listed twice (also item 0)" in p for p in found)
+    assert any("user root is listed twice for these hosts (also item 0)" in p for p in found)
+
+
+def test_every_problem_is_listed_at_once():
+    found = problems(region([{"name": "1", "public_key": "x"}, {"name": "ok-name", "public_key": K1, "tags": 3}],
+                            prune="no"))
+    assert len(found) == 4, found
+
+
+@pytest.mark.parametrize("where", ["public_key", "tags", "authorized"])
+def test_private_key_anywhere_is_refused_without_echo(where):
+    if where == "public_key":
+        doc = region([{"name": "ok-name", "public_key": PRIVATE}])
+        place = "regions.cn-hangzhou.key_pairs[0].public_key"
+    elif where == "tags":
+        doc = region([{"name": "ok-name", "public_key": K1, "tags": {"note": PRIVATE}}])
+        place = "regions.cn-hangzhou.key_pairs[0].tags.note"
+    else:
+        doc = {"version": 1, "authorized_keys": [{"hosts": "all", "users": [{"name": "root", "keys": [PRIVATE]}]}]}
+        place = "authorized_keys[0].users[0].keys[0]"
+    with pytest.raises(StateError) as caught:
+        validate_state(doc, "/state")
+    assert caught.value.problems == [f"{place}: holds a PRIVATE key; only public keys belong in the desired state "
+                                     "(use the .pub file; and treat the pasted private key as leaked)"]
+    assert "b3BlbnNz" not in str(caught.value)
+
+
+def test_private_key_file_is_refused_without_echo():
+    found = problems(region([{"name": "ok-name", "public_key_file": "id_ed25519"}]),
+                     files={"/state/id_ed25519": PRIVATE.encode()})
+    assert found == ["regions.cn-hangzhou.key_pairs[0] (ok-name).public_key_file: id_ed25519 holds a PRIVATE key;"
+                     " point to the public key (.pub) instead"]
+
+
+def test_key_file_with_two_keys_is_refused():
+    found = problems(region([{"name": "ok-name", "public_key_file": "two.pub"}]),
+                     files={"/state/two.pub": f"# keys\n{K1}\n{K2}\n".encode()})
+    assert "must hold exactly one public key line, not 2" in found[0]
+
+
+def test_ecs_refuses_other_key_types():
+    sk = "sk-ssh-ed25519@openssh.com " + base64.b64encode(
+        struct.pack(">I", 26) + b"sk-ssh-ed25519@openssh.com" + struct.pack(">I", 32) + b"\x01" * 32
+        + struct.pack(">I", 4) + b"ssh:").decode()
+    found = problems(region([{"name": "ok-name", "public_key": sk}]))
+    assert "cannot be imported into ECS" in found[0]
+    # The same key is fine in authorized_keys.
+    validate_state({"version": 1, "authorized_keys": [{"hosts": "all", "users": [{"name": "root", "keys": [sk]}]}]})
+
+
+# ------------------------------------------------------------------------------------ account plan
+
+
+def desired(*pairs, prune=False, reboot=False, ignore=()):
+    doc = region(list(pairs), prune=prune, reboot=reboot, ignore=list(ignore))
+    return validate_state(doc, "/state")["regions"][0]
+
+
+def found(name, key, tags=None, instances=()):
+    key = parse_public_key(key)
+    return {"name": name, "public_key": key.identity(), "fingerprint_sha256": key.fingerprint(),
+            "tags": dict(tags or {}), "instances": [{"instance_id": i} for i in instances]}
+
+
+def test_plan_no_change():
+    plan = plan_region(desired({"name": "deploy", "public_key": K1, "tags": {"a": "1"}, "instances": ["i-abc1"]}),
+                       [found("deploy", ed25519(1, "other comment"), {"a": "1"}, ["i-abc1"])])
+    assert plan["changes"] == [] and not plan["drift"]
+    assert plan["keypair_tasks"] == [] and plan["attach"] == []
+
+
+def test_plan_import_retag_replace_attach():
+    plan = plan_region(desired(
+        {"name": "new-one", "public_key": K1, "tags": {"t": "1"}, "instances": ["i-abc1"]},
+        {"name": "retag", "public_key": K2, "tags": {"keep": "x", "set": "2"}},
+        {"name": "rekey", "public_key": K3, "instances": ["i-abc2", "i-abc3"]},
+        {"name": "notags", "public_key": K1},
+    ), [
+        found("retag", K2, {"keep": "x", "set": "old", "gone": "y"}),
+        found("rekey", K1, {}, ["i-abc2"]),
+        found("notags", K1, {"whatever": "1"}),
+        found("other", K2, {}, ["i-abc3"]),
+    ])
+    assert plan["import"] == ["new-one"]
+    assert plan["replace"] == ["rekey"]
+    assert plan["retag"] == [{"name": "retag", "set": {"set": "2"}, "remove": ["gone"]}]
+    assert plan["attach"] == [{"name": "new-one", "instance_ids": ["i-abc1"], "imported": True},
+                              {"name": "rekey", "instance_ids": ["i-abc3"], "imported": False}]
+    assert [t["name"] for t in plan["keypair_tasks"]] == ["new-one", "retag", "rekey"]
+    assert plan["keypair_tasks"][0] == {"name": "new-one", "public_key": K1, "tags": {"t": "1"}}
+    # i-abc3 moves from "other" to "rekey": "other" is unmanaged but no longer counted as held by it.
+    assert plan["unmanaged"] == [{"name": "other", "fingerprint": FP[K2], "instance_ids": []}]
+    assert plan["changes"] == [
+        f"cn-hangzhou: import key pair new-one ({FP[K1]}), tags t=1",
+        "cn-hangzhou: attach new-one to i-abc1; effective at their next restart",
+        "cn-hangzhou: tags of retag: set set=2; remove gone",
+        f"cn-hangzhou: replace the public key of rekey ({FP[K1]} -> {FP[K3]}); its instances get the new key pair"
+        " at their next restart",
+        "cn-hangzhou: attach rekey to i-abc3 (holds other); effective at their next restart",
+        f"cn-hangzhou: key pair other ({FP[K2]}) is not in the state file: left as is (prune: true deletes it)",
+    ]
+    assert plan["drift"]
+
+
+def test_plan_unlisted_holders_reported_or_detached():
+    pairs = [found("deploy", K1, {}, ["i-abc1", "i-abc2"])]
+    report = plan_region(desired({"name": "deploy", "public_key": K1, "instances": ["i-abc1"]}), pairs)
+    assert report["unlisted"] == [{"name": "deploy", "instance_ids": ["i-abc2"]}] and report["detach"] == []
+    assert "left as is (prune: true detaches)" in report["changes"][0]
+    prune = plan_region(desired({"name": "deploy", "public_key": K1, "instances": ["i-abc1"]}, prune=True), pairs)
+    assert prune["detach"] == [{"name": "deploy", "instance_ids": ["i-abc2"]}] and prune["unlisted"] == []
+    # Without an instances list the bindings of that key pair are not managed.
+    free = plan_region(desired({"name": "deploy", "public_key": K1}, prune=True), pairs)
+    assert free["changes"] == []
+
+
+def test_plan_prune_and_ignore():
+    pairs = [found("legacy-1", K1), found("stray", K2, {}, ["i-abc9"]), found("keep", K3)]
+    plan = plan_region(desired({"name": "keep", "public_key": K3}, prune=True, ignore=["legacy-*"]), pairs)
+    assert plan["delete"] == [{"name": "stray", "fingerprint": FP[K2], "instance_ids": ["i-abc9"]}]
+    assert plan["unmanaged"] == []
+    assert plan["changes"] == [f"cn-hangzhou: delete key pair stray ({FP[K2]}, held by i-abc9), not in the state file;"
+                               " detached from its instances first"]
+
+
+def test_plan_reboot_wording():
+    plan = plan_region(desired({"name": "deploy", "public_key": K1, "instances": ["i-abc1"]}, reboot=True),
+                       [found("deploy", K1)])
+    assert plan["changes"] == ["cn-hangzhou: attach deploy to i-abc1; reboot them"]
+
+
+def test_plan_regions_sums_up_and_checks_lengths():
+    one = desired({"name": "deploy", "public_key": K1})
+    out = plan_regions([one], [[]])
+    assert out["drift"] and out["changes"] == [f"cn-hangzhou: import key pair deploy ({FP[K1]})"]
+    assert not plan_regions([], [])["drift"]
+    with pytest.raises(ValueError):
+        plan_regions([one], [])
+
+
+# ------------------------------------------------------------------------------------ host plan
+
+
+def entries(*items):
+    return validate_state({"version": 1, "authorized_keys": list(items)})["authorized_keys"]
+
+
+def test_host_users_merge():
+    state = entries(
+        {"hosts": "web", "users": [{"name": "ecs-user", "keys": [K1]}, {"name": "root", "remove": [K3]}]},
+        {"hosts": "prod", "users": [{"name": "ecs-user", "exclusive": True, "keys": [K1, {"key": K2, "comment": "c"}]}]},
+        {"hosts": "nothing", "users": [{"name": "root", "keys": [K2]}]},
+    )
+    out = host_users(state, [["h1", "h2"], ["h2"], []])
+    assert out["problems"] == []
+    assert out["warnings"] == ["authorized_keys[2]: hosts 'nothing' matches no host of the inventory"]
+    assert out["hosts"]["h1"] == [{"name": "ecs-user", "exclusive": False, "add": [K1], "remove": []},
+                                  {"name": "root", "exclusive": False, "add": [], "remove": [IDENT[K3]]}]
+    # h2: the union of keys, exclusive because one entry says so (remove then has no use).
+    assert out["hosts"]["h2"][0] == {"name": "ecs-user", "exclusive": True, "add": [K1, {"key": K2, "comment": "c"}],
+                                     "remove": []}
+
+
+def test_host_users_contradiction_and_path():
+    state = entries(
+        {"hosts": "a", "users": [{"name": "root", "keys": [K1], "path": "/etc/ssh/keys/root"}]},
+        {"hosts": "b", "users": [{"name": "root", "remove": [K1], "path": "/etc/ssh/keys/root"}]},
+    )
+    out = host_users(state, [["h1"], ["h1"]])
+    assert out["problems"] == ["host h1, user root: a key is both wanted and removed by different entries"]
+    assert out["hosts"]["h1"][0]["path"] == "/etc/ssh/keys/root"
+    with pytest.raises(ValueError):
+        host_users(state, [["h1"]])
+
+
+def test_host_report():
+    report = host_report({
+        "h1": {"changed": True, "results": [
+            {"changed": True, "user": "ecs-user", "added": [FP[K1]], "removed": [FP[K2]], "changed_keys": []},
+            {"changed": False, "user": "root", "added": [], "removed": []}]},
+        "h2": {"changed": False, "results": []},
+        "h3": {},
+        "h4": {"failed": True, "msg": "boom"},
+    })
+    assert report["changes"] == [f"h1: authorized_keys of ecs-user: add {FP[K1]}; remove {FP[K2]}"]
+    assert report["errors"] == ["h3: no result (unreachable, or the role failed)",
+                                "h4: the authorized_keys role failed: boom"]
+    assert report["drift"]
+    assert host_report({"h2": {"changed": False, "results": []}}) == {"changes": [], "errors": [], "drift": False}
