@@ -20,9 +20,16 @@ cleanup() {
   local status=$?
   trap - EXIT INT TERM
   log "cleaning up: emulator, containers$([ -n "${DEMO_KEEP:-}" ] || echo ', keys')"
-  "$ROOT/.venv/bin/python" "$ROOT/tools/demo/fleet.py" down "$WORK/fleet" 2>/dev/null ||
-    echo "demo: could not stop everything; see $WORK" >&2
-  if [ -z "${DEMO_KEEP:-}" ]; then rm -rf "$WORK"; else log "kept $WORK"; fi
+  if ! "$ROOT/.venv/bin/python" "$ROOT/tools/demo/fleet.py" down "$WORK/fleet"; then
+    # fleet.py keeps its directory (with the state id) when something could not be removed.
+    echo "demo: something could not be removed; try again: .venv/bin/python tools/demo/fleet.py down $WORK/fleet" >&2
+    [ -n "${DEMO_KEEP:-}" ] || rm -rf "$WORK/keys"
+    status=${status/#0/1}
+  elif [ -z "${DEMO_KEEP:-}" ]; then
+    rm -rf "$WORK"
+  else
+    log "kept $WORK"
+  fi
   log "$([ "$status" -eq 0 ] && echo 'demo finished' || echo "demo FAILED (exit $status)") in $(( $(date +%s) - started )) s"
   exit "$status"
 }
@@ -35,7 +42,7 @@ bash "$ROOT/tools/bootstrap.sh" || exit 1
 
 export CONTAINERS_CONF=$ROOT/tools/containers.conf
 # A run that was killed hard may have left its emulator behind: stop it first.
-"$ROOT/.venv/bin/python" "$ROOT/tools/demo/fleet.py" down "$WORK/fleet"
+"$ROOT/.venv/bin/python" "$ROOT/tools/demo/fleet.py" down "$WORK/fleet" || exit 1
 rm -rf "$WORK"
 mkdir -p "$WORK/keys"
 chmod 0700 "$WORK" "$WORK/keys"

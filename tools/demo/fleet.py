@@ -94,8 +94,10 @@ def start_emulator(directory: Path, args: argparse.Namespace) -> dict:
 
 
 def tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a log, without the credentials the emulator prints when it starts."""
     try:
-        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        return "\n".join([line for line in text if "SECRET" not in line and "ACCESS_KEY" not in line][-lines:])
     except OSError:
         return "(no log)"
 
@@ -123,16 +125,25 @@ def run_instances(client, prefix: str, linux: int, windows: int, key_pair: str |
     return ids
 
 
-def wait_running(client, ids: list[str]) -> list[dict]:
+def wait_running(client, ids: list[str], boot_retries: int = 2) -> list[dict]:
+    """Waits until every instance is Running. A boot that fails leaves an instance Stopped (the
+    emulator gives sshd 60 s, which a very busy machine can miss): it is started again, twice at
+    most, as an operator would."""
     deadline = time.monotonic() + RUNNING_TIMEOUT
+    retries = {i: boot_retries for i in ids}
     while True:
         found = client.describe_instances(instance_ids=ids)
         statuses = {item["InstanceId"]: item["Status"] for item in found}
         if all(statuses.get(i) == "Running" for i in ids):
             return found
-        # A boot that fails leaves the instance Stopped (the emulator's log says why).
-        stopped = [i for i in ids if statuses.get(i) == "Stopped"]
-        if stopped or time.monotonic() > deadline:
+        for iid in [i for i in ids if statuses.get(i) == "Stopped"]:
+            if not retries[iid]:
+                raise FleetError(f"instance {iid} did not boot: {statuses}")
+            retries[iid] -= 1
+            print(f"fleet: instance {iid} did not boot in time, starting it again", file=sys.stderr)
+            client.call("StartInstance", {"InstanceId": iid})
+            deadline = max(deadline, time.monotonic() + 90)
+        if time.monotonic() > deadline:
             raise FleetError(f"instances did not reach Running: {statuses}")
         time.sleep(0.5)
 
@@ -197,7 +208,10 @@ def up(args: argparse.Namespace) -> int:
         if args.launch_key_pair:
             import_launch_key(client, directory, args.launch_key_pair)
         ids = run_instances(client, args.prefix, args.linux, args.windows, args.launch_key_pair)
-        rows = describe(wait_running(client, ids))
+        try:
+            rows = describe(wait_running(client, ids))
+        except FleetError as exc:
+            raise FleetError(f"{exc}\nthe emulator's log ends with:\n{tail(directory / 'emulator.log')}") from None
         write_outputs(directory, ready, rows, args.login_key)
     except BaseException:
         # Half a fleet is no use to anyone: leave nothing running behind a failed start.
@@ -250,16 +264,40 @@ def zombie(pid: int) -> bool:
         return True
 
 
+STATE_LABEL = "io.github.sshkeys-ecs.emulator.state"
+
+
+def podman_env() -> dict:
+    return dict(os.environ, CONTAINERS_CONF=os.environ.get("CONTAINERS_CONF", str(ROOT / "tools" / "containers.conf")))
+
+
+def containers_of(state_id: str) -> list[str]:
+    """Names of the containers the emulator made for this state (its documented label)."""
+    listed = subprocess.run(["podman", "ps", "--all", "--filter", f"label={STATE_LABEL}={state_id}",
+                             "--format", "{{.Names}}"], env=podman_env(), capture_output=True, text=True, check=False)
+    return listed.stdout.split()
+
+
 def purge(state_id: str) -> None:
+    """Every container of the state goes, and the emulator's boot configuration of it."""
     python = VENV_BIN / "python"
-    env = dict(os.environ, CONTAINERS_CONF=os.environ.get("CONTAINERS_CONF", str(ROOT / "tools" / "containers.conf")))
+    # The emulator's own purge also removes the boot configuration directory; a podman rm by
+    # label follows, so that a broken or missing emulator package cannot leave containers behind.
+    subprocess.run([str(python) if python.exists() else sys.executable, "-m", "ecs_emulator.podman_backend",
+                    "purge", state_id], env=podman_env(), check=False,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # Twice: a container whose `podman run` was under way when the emulator stopped may appear
     # only after the first pass.
     for attempt in range(2):
-        subprocess.run([str(python) if python.exists() else sys.executable, "-m", "ecs_emulator.podman_backend",
-                        "purge", state_id], env=env, check=False, stdout=subprocess.DEVNULL)
+        names = containers_of(state_id)
+        if names:
+            subprocess.run(["podman", "rm", "--force", "--time", "2", *names], env=podman_env(), check=False,
+                           stdout=subprocess.DEVNULL)
         if attempt == 0:
             time.sleep(1)
+    left = containers_of(state_id)
+    if left:
+        raise FleetError(f"could not remove the containers {', '.join(left)} (state {state_id})")
 
 
 def down_directory(directory: Path) -> None:
@@ -268,7 +306,7 @@ def down_directory(directory: Path) -> None:
         stop_emulator(pid)
     state_id = state_id_of(directory)
     if state_id:
-        purge(state_id)
+        purge(state_id)  # raises, keeping DIR (and so the state id) for another try
     shutil.rmtree(directory, ignore_errors=True)
 
 
