@@ -114,7 +114,11 @@ def log_since(emu: Any, mark: int) -> List[Dict[str, Any]]:
 # -- a pool of raw clients creating and deleting key pairs (load and kill -9 tests) ----------------
 
 TAGS = {"Tag.1.Key": "suite", "Tag.1.Value": "reliability", "Tag.2.Key": "part", "Tag.2.Value": "b"}
-EXPECTED_TAGS = [{"TagKey": "suite", "TagValue": "reliability"}, {"TagKey": "part", "TagValue": "b"}]
+EXPECTED_TAGS = {"suite": "reliability", "part": "b"}
+
+
+def tags_of(item: Dict[str, Any]) -> Dict[str, str]:
+    return {tag["TagKey"]: tag["TagValue"] for tag in (item.get("Tags") or {}).get("Tag") or []}
 
 
 @dataclass

@@ -279,7 +279,7 @@ def state_of(emu: Any, instances: List[str]) -> Dict[str, Any]:
 @pytest.mark.parametrize("category, what, attempt, expected", CASES, ids=[f"{c[0]}: {c[1]}" for c in CASES])
 def test_refused(category, what, attempt, expected, emulator, world, figures, request):
     section = figures.section(
-        "emulator-security", title="Emulator security", order=40,
+        "emulator-security", title="Emulator security", order=60,
         columns=["attack", "case", "expected", "answer"],
         summary=lambda rows: (f"{len(rows)} attempts (forged signatures, stale timestamps, replays, one account "
                               f"reaching into another, the admin API without its token): "
