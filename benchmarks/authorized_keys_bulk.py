@@ -84,11 +84,16 @@ def _key_count(name: str) -> int:
     return int(podman("exec", name, "grep", "-c", "^ssh-", KEYFILE).stdout.strip())
 
 
-def remote(counts: list, loop_counts: list, lines: int, rounds: int, rng: random.Random) -> dict:
+def remote(counts: list, loop_counts: list, lines: int, rounds: int, budget: float, rng: random.Random) -> dict:
     """{count: {mode: [(whole, tasks), ...]}} for every mode measured at that count: the role and
-    posix-one `rounds` times at each of `counts`, posix-loop once at each of `loop_counts`."""
+    posix-one up to `rounds` times at each of `counts`, posix-loop once at each of `loop_counts`.
+
+    Rounds run whole (every count and mode, interleaved); after the first, a new round starts only
+    while the section is within `budget` seconds, so a crowded machine gives fewer runs, not an
+    endless benchmark."""
     every = sorted(set(counts) | set(loop_counts))
     times: dict = {count: {mode: [] for mode in MODES} for count in every}
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="sshkeys-bench-ak.") as tmp:
         work = Path(tmp)
         admin = ssh_keygen(work / "admin", comment="admin")
@@ -97,29 +102,38 @@ def remote(counts: list, loop_counts: list, lines: int, rounds: int, rng: random
         (work / "ansible.cfg").write_text(ANSIBLE_CFG, encoding="utf-8")
         env = ansible_env(work / "ansible.cfg", ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks",
                           PROFILE_TASKS_TASK_OUTPUT_LIMIT="all")
+        paths = {}
+        for count in every:
+            (work / f"new_keys_{count}.txt").write_text(
+                "\n".join(random_key(rng, f"new-{count}-{i}") for i in range(count)) + "\n", encoding="utf-8")
+            paths[count] = _playbooks(work, count)
         with Hosts("sshkeys-bench-ak", 10, 1, admin.with_suffix(".pub")) as hosts:
             hosts.inventory(work / "inventory.yml", admin)
             name = hosts.hosts[0][0]
             podman("cp", str(work / "base.txt"), f"{name}:/root/base.txt")
-            plan = []
-            for count in every:
-                (work / f"new_keys_{count}.txt").write_text(
-                    "\n".join(random_key(rng, f"new-{count}-{i}") for i in range(count)) + "\n", encoding="utf-8")
-                paths = _playbooks(work, count)
-                for round_ in range(rounds):
+            for round_ in range(rounds):
+                if round_ and time.monotonic() - started > budget:
+                    log(f"  time budget of {budget:.0f} s used: {round_} round(s)")
+                    break
+                for count in every:
                     for mode in MODES:
                         wanted = (count in loop_counts and round_ == 0) if mode == "posix-loop" else count in counts
                         if wanted:
-                            plan.append((count, mode, paths[mode]))
-            for count, mode, path in plan:
-                _reset(name)
-                whole, tasks = _timed_playbook(work, path, env)
-                found = _key_count(name)
-                if found != lines + count:
-                    raise SystemExit(f"{mode}: the file holds {found} keys after the run, not {lines + count}")
-                times[count][mode].append((whole, tasks))
-                log(f"  {count:5d} keys {mode:10s} run {whole:8.2f} s   tasks {tasks:8.2f} s")
+                            times[count][mode].append(_measured_run(work, paths[count][mode], env, name,
+                                                                    lines + count))
+                            log(f"  {count:5d} keys {mode:10s} run {times[count][mode][-1][0]:8.2f} s   "
+                                f"tasks {times[count][mode][-1][1]:8.2f} s")
     return times
+
+
+def _measured_run(work: Path, path: Path, env: dict, name: str, expected: int) -> tuple:
+    """Reset the file (not timed), run the playbook (timed), check the result."""
+    _reset(name)
+    whole, tasks = _timed_playbook(work, path, env)
+    found = _key_count(name)
+    if found != expected:
+        raise SystemExit(f"{path.name}: the file holds {found} keys after the run, not {expected}")
+    return whole, tasks
 
 
 def module_alone(sizes: list, keys: int, rounds: int, rng: random.Random) -> list:
@@ -153,9 +167,9 @@ def measure(quick: bool) -> dict:
     counts = [10, 100] if quick else [10, 100, 200, 1000]
     # The loop costs one module run per key (seconds each on a busy machine): it is measured at a
     # few small counts, enough for its per-key cost; the report extrapolates from those.
-    loop_counts = [5, 10] if quick else [10, 30]
+    loop_counts = [2, 4] if quick else [10, 30]
     lines = 5000
-    times = remote(counts, loop_counts, lines, 1 if quick else 3, rng)
+    times = remote(counts, loop_counts, lines, 1 if quick else 3, 330.0, rng)
     return {"lines": lines, "module_keys": 200, "module_alone": alone,
             "remote": {str(count): {mode: values for mode, values in modes.items() if values}
                        for count, modes in times.items()}}

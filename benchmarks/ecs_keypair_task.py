@@ -80,12 +80,12 @@ class Moto:
             try:
                 self.ec2().describe_regions()
                 return True
-            except Exception:  # pylint: disable=broad-except  # not up yet, whatever the reason
+            except Exception:  # not up yet, whatever the reason
                 return False
         wait_for(answers, "moto_server", 60)
 
     def ec2(self):
-        import boto3  # pylint: disable=import-outside-toplevel  # benchmark venv only
+        import boto3  # benchmark venv only
         return boto3.client("ec2", region_name="us-east-1", endpoint_url=self.url,
                             aws_access_key_id=MOTO_KEY[0], aws_secret_access_key=MOTO_KEY[1])
 

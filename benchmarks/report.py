@@ -9,6 +9,7 @@ from typing import Optional
 
 LOOP_GOAL = 0.01        # DESIGN.md Targets: at least 100x faster than the looped ansible.posix module
 ONE_TASK_GOAL = 0.5     # ... and at most half the time of its one-task mode
+GOAL_KEYS, GOAL_LINES = 200, 5000  # ... both for 200 keys added to a file of 5,000 lines
 TASK_GOAL = 1.3         # one no-change ecs_keypair task: at most 1.3x an ansible.builtin.ping task
 ROTATION_GOAL = 0.5     # rotation on 10 hosts: at most half the time of the three-task pattern
 EMULATOR_GOAL = (8, 500.0, 50.0)  # issue 3: at 8 clients at least 500 requests/s with p99 under 50 ms
@@ -35,6 +36,14 @@ def _met(ok: Optional[bool], note: str = "") -> str:
     return ("**yes**" if ok else "**no**") + (f" {note}" if note else "")
 
 
+def _plain_ticks(axis) -> None:
+    """Log axes labelled 10, 100, 1,000 rather than 10^1, 10^2, 10^3."""
+    from matplotlib.ticker import FuncFormatter  # benchmark venv only
+    plain = FuncFormatter(lambda value, _pos: f"{value:,.0f}" if value >= 1 else f"{value:g}")
+    axis.xaxis.set_major_formatter(plain)
+    axis.yaxis.set_major_formatter(plain)
+
+
 class Report:
     """Collects summary rows, detail sections and plots while walking the sections."""
 
@@ -45,9 +54,9 @@ class Report:
         self.details: list = []
         self.plots: list = []
         try:
-            import matplotlib  # pylint: disable=import-outside-toplevel  # benchmark venv only
+            import matplotlib  # benchmark venv only
             matplotlib.use("Agg")
-            import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+            import matplotlib.pyplot as plt
             self.plt = plt
         except ImportError:
             self.plt = None
@@ -121,6 +130,7 @@ class Report:
                       color=line[0].get_color(), label=f"{key}: minimum ceil(N/{per_call})")
         axis.set_xscale("log")
         axis.set_yscale("log")
+        _plain_ticks(axis)
         axis.set_xlabel("N (key pairs or instances)")
         axis.set_ylabel("API calls of the batched action")
         axis.set_title("API calls against the minimum the API allows")
@@ -148,23 +158,28 @@ class Report:
             if "role" not in modes:
                 continue
             role = modes["role"]
+            # The design notes set both goals for 200 keys into 5,000 lines; other counts are context.
+            targeted = count == GOAL_KEYS and data["lines"] == GOAL_LINES
             if "posix-one" in modes:
                 ratio = role / modes["posix-one"]
-                note = " (the DESIGN.md figure)" if count == 200 else ""
+                task_ratio = tasks[count]["role"] / tasks[count]["posix-one"]
                 self.row(f"authorized_keys: role vs `ansible.posix.authorized_key` one task, {count} keys into "
-                         f"{data['lines']:,} lines{note}", _s(role), _s(modes["posix-one"]), f"{ratio:.2f}x",
-                         f"at most {ONE_TASK_GOAL}x", _met(ratio <= ONE_TASK_GOAL))
+                         f"{data['lines']:,} lines", _s(role), _s(modes["posix-one"]),
+                         f"{ratio:.2f}x (task time alone {task_ratio:.2f}x)",
+                         f"at most {ONE_TASK_GOAL}x" if targeted else "none at this size (set at 200 keys)",
+                         _met(ratio <= ONE_TASK_GOAL) if targeted else "n/a")
             if "posix-loop" in modes:
                 peer, how, note = modes["posix-loop"], "measured", ""
             elif slope is not None:
-                peer, how, note = intercept + slope * count, "extrapolated", "(vs extrapolated loop)"
+                peer, how, note = intercept + slope * count, "extrapolated", "(against the extrapolated loop)"
             else:
                 continue
             ratio = role / peer
             self.row(f"authorized_keys: role vs `ansible.posix.authorized_key` looped, {count} keys into "
                      f"{data['lines']:,} lines", _s(role), f"{_s(peer)} ({how})",
-                     f"{ratio:.3f}x ({peer / role:.0f}x faster)", f"at most {LOOP_GOAL}x (100x faster)",
-                     _met(ratio <= LOOP_GOAL, note))
+                     f"{ratio:.3f}x (role {peer / role:.0f}x faster)",
+                     f"at most {LOOP_GOAL}x (100x faster)" if targeted else "none at this size (set at 200 keys)",
+                     _met(ratio <= LOOP_GOAL, note) if targeted else "n/a")
         lines = [f"Whole `ansible-playbook` runs adding N keys to a file of {data['lines']:,} lines on one container "
                  "over SSH (pipelining on); task time from `ansible.posix.profile_tasks`, after a warm-up ping. "
                  "Medians; every run checked to leave the right number of keys.", "",
@@ -192,6 +207,7 @@ class Report:
                   label=f"module alone, adding {data['module_keys']} keys")
         axis.set_xscale("log")
         axis.set_yscale("log")
+        _plain_ticks(axis)
         axis.set_xlabel("lines in authorized_keys")
         axis.set_ylabel("seconds (median)")
         axis.set_title("authorized_keys module: time against file size")
@@ -209,6 +225,7 @@ class Report:
                               label="posix-loop (extrapolated)")
         axis.set_xscale("log")
         axis.set_yscale("log")
+        _plain_ticks(axis)
         axis.set_xlabel(f"keys added to a file of {data['lines']:,} lines")
         axis.set_ylabel("whole playbook run, seconds (median)")
         axis.set_title("authorized_keys: the role against ansible.posix")
@@ -249,7 +266,8 @@ class Report:
                 self.row(f"Emulator at {goal_clients} clients", text, "", "",
                          f"at least {goal_rps:.0f} req/s with p99 under {goal_p99:.0f} ms", _met(ok))
             else:
-                self.row(f"Emulator at {level['clients']} client(s)", text, "", "", "none", "n/a")
+                plural = "client" if level["clients"] == 1 else "clients"
+                self.row(f"Emulator at {level['clients']} {plural}", text, "", "", "none", "n/a")
             lines.append(f"| {level['clients']} | {level['requests']} | {level['errors']} | {level['rps']:.0f} | "
                          f"{level['p50_ms']:.1f} ms | {level['p99_ms']:.1f} ms |")
         self.details.append(("Emulator", lines))
@@ -260,6 +278,7 @@ class Report:
         left.plot(clients, [level["rps"] for level in data["levels"]], marker="o")
         left.axhline(goal_rps, linestyle=":", color="grey", label=f"goal at {goal_clients} clients")
         left.set_xscale("log", base=2)
+        left.set_ylim(bottom=0)
         left.set_xlabel("concurrent clients")
         left.set_ylabel("requests/s")
         left.set_title("Throughput")
@@ -268,6 +287,9 @@ class Report:
         right.plot(clients, [level["p99_ms"] for level in data["levels"]], marker="o", label="p99")
         right.axhline(goal_p99, linestyle=":", color="grey", label="p99 goal")
         right.set_xscale("log", base=2)
+        right.set_ylim(bottom=0)
+        for axis in (left, right):
+            axis.set_xticks(clients, [str(c) for c in clients])
         right.set_xlabel("concurrent clients")
         right.set_ylabel("latency, ms")
         right.set_title("Latency")

@@ -79,7 +79,7 @@ def _collection_version(namespace: str, name: str) -> str:
 
 
 def _package_version(name: str) -> str:
-    from importlib import metadata  # pylint: disable=import-outside-toplevel
+    from importlib import metadata
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
@@ -125,7 +125,7 @@ def main() -> int:
             started = time.monotonic()
             try:
                 results["sections"][name] = SECTIONS[name](args.quick)
-            except (Exception, SystemExit) as exc:  # pylint: disable=broad-except  # report it, run the rest
+            except (Exception, SystemExit) as exc:  # report it, run the rest
                 traceback.print_exc()
                 results["sections"][name] = {"error": str(exc)[-2000:] or type(exc).__name__}
             results["seconds"][name] = time.monotonic() - started
