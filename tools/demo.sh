@@ -63,5 +63,8 @@ export ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=false
 export SSHKEYS_DEMO_LOG=$WORK/tasks.log
 
 log "running the story: playbooks of sshkeys.ecs against the emulator (inventory: sshkeys.ecs.ecs plugin)"
+# keypair_private_key_file also as an extra var: the host play of show_public_key.yml reads it
+# from localhost's variables, where the story's import vars do not reach.
 ansible-playbook -i "$WORK/fleet/inventory" "$ROOT/tools/demo/story/main.yml" \
-  -e "story_dir=$WORK" -e "story_prefix=$PREFIX"
+  -e "story_dir=$WORK" -e "story_prefix=$PREFIX" \
+  -e "keypair_private_key_file=$WORK/keys/$PREFIX-admin.pem"

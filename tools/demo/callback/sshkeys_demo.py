@@ -2,9 +2,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Stdout callback of `make demo`: one heading per play, then only what a person wants to read.
 
-Shown: the lines of every task named "Summary" (the workflow playbooks and the story end their
-plays with one), module warnings, which hosts changed, and for failures the host, the task and
-the module's message. Never shown: raw results (JSON), diffs, or anything else a task returns.
+Shown: the lines of every task whose name starts with "Summary" (the workflow playbooks and the
+story end their plays with one), what each rotation did (a playbook without a summary task),
+module warnings, which hosts changed, and for failures the host, the task and the module's
+message. Never shown: raw results (JSON), diffs, or anything else a task returns.
 Every result is also appended as one line (host, task, status, message) to $SSHKEYS_DEMO_LOG
 when that is set, for a look after a failure.
 """
@@ -40,6 +41,7 @@ class CallbackModule(CallbackBase):
         self.failed = False
         self.started = 0.0
         self.play_hosts = 1
+        self.play_id = None
         self.log_path = os.environ.get("SSHKEYS_DEMO_LOG")
 
     # -- helpers ---------------------------------------------------------------------------
@@ -75,6 +77,20 @@ class CallbackModule(CallbackBase):
             return "; ".join(str(p) for p in parts)
         return str(result.get("msg") or result.get("stderr") or "failed")
 
+    @staticmethod
+    def rotation(res: dict) -> str:
+        user = res.get("user", "?")
+        if not res.get("changed"):
+            return f"{user}: nothing to rotate, the new key is in place already"
+        proof = res.get("verification") or {}
+        removed = ", ".join(res.get("removed") or [])
+        text = f"{user}: {removed} replaced by {res.get('added')}"
+        if proof.get("new_key_login"):
+            text += "; new key login OK"
+        if proof.get("old_key_rejected"):
+            text += ", old key refused"
+        return text + (" (check mode)" if res.get("check_mode") else "")
+
     def prefix(self, result) -> str:
         host = result._host.get_name()
         return f"{host}: " if self.play_hosts > 1 or host not in ("localhost", "127.0.0.1") else ""
@@ -90,6 +106,10 @@ class CallbackModule(CallbackBase):
     # -- events ----------------------------------------------------------------------------
 
     def v2_playbook_on_play_start(self, play) -> None:
+        # A play with `serial` starts once per batch: one heading, one footer.
+        if play._uuid == self.play_id:
+            return
+        self.play_id = play._uuid
         self.end_play()
         self.step += 1
         self.changed = []
@@ -108,9 +128,11 @@ class CallbackModule(CallbackBase):
             self.changed.append(result._host.get_name())
         for warning in res.get("warnings") or []:
             self.out(f"{INDENT}{self.prefix(result)}warning: {warning}")
-        if result._task.get_name().strip() == "Summary" and "msg" in res:
+        if result._task.get_name().strip().startswith("Summary") and "msg" in res:
             for line in self.lines(res["msg"]):
                 self.out(f"{INDENT}{self.prefix(result)}{line}")
+        elif result._task.action.endswith("authorized_key_rotate"):
+            self.out(f"{INDENT}{self.prefix(result)}{self.rotation(res)}")
         self.log(result, "changed" if res.get("changed") else "ok")
 
     def v2_runner_on_failed(self, result, ignore_errors: bool = False) -> None:
