@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
-# The shipped artifact: `ansible-galaxy collection build` of a clean copy, checked to hold the
-# collection and nothing of the emulator, benchmarks, CI or tooling; then installed into an
-# empty path, where ansible-doc must find every module and filter of the checkout.
+# The shipped artifact:
+#   1. `ansible-galaxy collection build` of a clean copy holds the collection and nothing of the
+#      emulator, benchmarks, CI or tooling;
+#   2. installed into an empty path, ansible-doc finds every module, inventory plugin and filter;
+#   3. a playbook that sees only the installed copy (tools/artifact/installed.yml) drives a fresh
+#      emulator with virtual instances: create a key pair, read it back, attach, detach, delete,
+#      each twice; then the collection's own create_keypair and delete_keypair playbooks, by
+#      name; the verbose log must show modules and playbooks loaded from the installed copy, and
+#      must not hold any private key;
+#   4. execution-environment.yml: `ansible-builder create` builds the context (nothing pulled),
+#      which must hold this tarball and the requirements; its galaxy step installs the collection
+#      offline, and ansible-builder's own introspection finds its Python and system requirements.
+# One JUnit test case per part in $STAGE_RESULTS/artifact.xml; logs next to it.
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
 work=$(mktemp -d "${TMPDIR:-/tmp}/sshkeys-artifact.XXXXXX")
@@ -9,26 +19,58 @@ trap 'rm -rf "$work"' EXIT
 src=$(copy_collection)
 trap 'rm -rf "$work" "${src%/ansible_collections/sshkeys/ecs}"' EXIT
 
-"$VENV/bin/ansible-galaxy" collection build "$src" --output-path "$work" >/dev/null || exit 1
+cases=()
+failures=0
+# record NAME STATUS MESSAGE: one test case; STATUS 0 passes.
+record() {
+  local name=$1 status=$2 message=${3:-} detail
+  if [ "$status" -eq 0 ]; then
+    echo "--- $name: passed"
+    cases+=("  <testcase classname=\"artifact\" name=\"$name\"/>")
+  else
+    echo "--- $name: FAILED: $message"
+    failures=$((failures + 1))
+    detail=$(printf '%s' "$message" | tr -d '\000-\010\013\014\016-\037' | sed 's/&/\&amp;/g; s/</\&lt;/g; s/>/\&gt;/g; s/"/\&quot;/g')
+    cases+=("  <testcase classname=\"artifact\" name=\"$name\"><failure message=\"$detail\"/></testcase>")
+  fi
+}
+write_junit() {
+  {
+    echo '<?xml version="1.0" encoding="utf-8"?>'
+    echo "<testsuite name=\"artifact\" tests=\"${#cases[@]}\" failures=\"$failures\">"
+    printf '%s\n' "${cases[@]}"
+    echo '</testsuite>'
+  } >"$STAGE_RESULTS/artifact.xml"
+}
+
+# --- 1. build and contents -------------------------------------------------------------------
+if ! "$VENV/bin/ansible-galaxy" collection build "$src" --output-path "$work" >"$STAGE_RESULTS/build.log" 2>&1; then
+  record build 1 "ansible-galaxy collection build failed: $(tail -n 5 "$STAGE_RESULTS/build.log")"
+  write_junit; exit 1
+fi
 tarball=$(ls "$work"/sshkeys-ecs-*.tar.gz)
 echo "built $(basename "$tarball") ($(du -h "$tarball" | cut -f1))"
 
-status=0
+problems=""
 members=$(tar -tzf "$tarball")
-forbidden=$(printf '%s\n' "$members" | grep -E '^(emulator|benchmarks|tools|\.ci|\.cache|\.venv[^/]*|tests/output|\.test-results|\.github)/|__pycache__|(^|/)Makefile$|(^|/)pytest\.ini$' || true)
+forbidden=$(printf '%s\n' "$members" | grep -E '^(emulator|benchmarks|tools|dist|context|\.ci|\.cache|\.venv[^/]*|tests/output|\.test-results|\.github)/|__pycache__|(^|/)Makefile$|(^|/)pytest\.ini$|^execution-environment\.yml$' || true)
 if [ -n "$forbidden" ]; then
-  echo "the artifact holds files that are not part of the collection:"; echo "$forbidden" | head -20
-  status=1
+  problems+="the artifact holds files that are not part of the collection: $(echo "$forbidden" | head -20 | tr '\n' ' ') "
 fi
-for required in galaxy.yml MANIFEST.json FILES.json meta/runtime.yml README.md; do
-  if ! printf '%s\n' "$members" | grep -x "$required" >/dev/null; then
-    [ "$required" = galaxy.yml ] && continue  # the build turns galaxy.yml into MANIFEST.json
-    echo "the artifact lacks $required"; status=1
-  fi
+# galaxy.yml becomes MANIFEST.json; bindep.txt and requirements.txt are what ansible-builder
+# reads from an installed collection.
+for required in MANIFEST.json FILES.json meta/runtime.yml README.md requirements.txt bindep.txt; do
+  printf '%s\n' "$members" | grep -x "$required" >/dev/null || problems+="the artifact lacks $required. "
 done
+record contents "$([ -z "$problems" ]; echo $?)" "$problems"
 
-export ANSIBLE_COLLECTIONS_PATH=$work/installed
-"$VENV/bin/ansible-galaxy" collection install "$tarball" -p "$work/installed" >/dev/null || exit 1
+# --- 2. installed: ansible-doc ---------------------------------------------------------------
+export ANSIBLE_COLLECTIONS_PATH=$work/installed ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
+if ! "$VENV/bin/ansible-galaxy" collection install "$tarball" -p "$work/installed" >"$STAGE_RESULTS/install.log" 2>&1; then
+  record install 1 "ansible-galaxy collection install failed: $(tail -n 5 "$STAGE_RESULTS/install.log")"
+  write_junit; exit 1
+fi
+problems=""
 for kind_dir in modules:module inventory:inventory; do
   dir=${kind_dir%%:*} kind=${kind_dir##*:}
   for plugin in "$ROOT"/plugins/"$dir"/*.py; do
@@ -37,7 +79,7 @@ for kind_dir in modules:module inventory:inventory; do
     if "$VENV/bin/ansible-doc" -t "$kind" "sshkeys.ecs.$name" >/dev/null 2>&1; then
       echo "installed artifact documents $kind sshkeys.ecs.$name"
     else
-      echo "ansible-doc cannot render $kind sshkeys.ecs.$name from the installed artifact"; status=1
+      problems+="ansible-doc cannot render $kind sshkeys.ecs.$name from the installed artifact. "
     fi
   done
 done
@@ -46,7 +88,98 @@ for filter in $("$VENV/bin/ansible-doc" -t filter -l sshkeys.ecs 2>/dev/null | a
   if "$VENV/bin/ansible-doc" -t filter "$filter" >/dev/null 2>&1; then
     echo "installed artifact documents filter $filter"
   else
-    echo "ansible-doc cannot render filter $filter from the installed artifact"; status=1
+    problems+="ansible-doc cannot render filter $filter from the installed artifact. "
   fi
 done
-exit $status
+record ansible-doc "$([ -z "$problems" ]; echo $?)" "$problems"
+
+# --- 3. installed: playbooks against the emulator -------------------------------------------
+# tools/artifact/installed.yml runs from a directory of its own (no playbook-adjacent
+# collections, no checkout around it); instances come from the official SDK (the attach
+# target's helper), not from the collection under test. Virtual instances need no podman and no
+# loopback addresses. Then two of the collection's own playbooks, by name, from the installed copy.
+play=$work/play
+mkdir -p "$play/keys"
+cp "$ROOT/tools/artifact/installed.yml" "$play/"
+export ARTIFACT_FLEET="$VENV/bin/python $ROOT/tests/integration/targets/ecs_keypair_attach/files/ecs_fleet.py"
+export ARTIFACT_PLAY=$play ARTIFACT_PLAYBOOK=$VENV/bin/ansible-playbook
+# shellcheck disable=SC2317  # run by with-emulator.sh through bash -c
+run_playbooks() {
+  cd "$ARTIFACT_PLAY" || return 1
+  "$ARTIFACT_PLAYBOOK" -vvv installed.yml \
+    -e "{\"fleet\": \"$ARTIFACT_FLEET\", \"workdir\": \"$ARTIFACT_PLAY/keys\"}" || return 1
+  "$ARTIFACT_PLAYBOOK" -vvv sshkeys.ecs.create_keypair -e keypair_name=artifact-playbook \
+    -e "keypair_private_key_path=$ARTIFACT_PLAY/keys/artifact-playbook.pem" -e keypair_generate_locally=true || return 1
+  "$ARTIFACT_PLAYBOOK" -vvv sshkeys.ecs.delete_keypair -e '{"keypair_names": ["artifact-playbook"]}'
+}
+export -f run_playbooks
+log=$STAGE_RESULTS/installed-playbook.log
+ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 "$ROOT/tools/with-emulator.sh" --fast -- bash -c run_playbooks >"$log" 2>&1
+code=$?
+grep -E '^(PLAYBOOK:|localhost +:)' "$log"
+problems=""
+[ "$code" -eq 0 ] || problems+="a playbook failed (exit $code): $(grep -E 'FAILED|fatal|ERROR' "$log" | tail -n 5 | tr '\n' ' ') "
+installed_root=$work/installed/ansible_collections/sshkeys/ecs
+for module in ecs_keypair ecs_keypair_info ecs_keypair_attach; do
+  grep -qF "Using module file $installed_root/plugins/modules/$module.py" "$log" ||
+    problems+="no sign that $module ran from the installed copy. "
+done
+for playbook in create_keypair delete_keypair; do
+  grep -qF "1 plays in $installed_root/playbooks/$playbook.yml" "$log" ||
+    problems+="no sign that the playbook $playbook ran from the installed copy. "
+done
+elsewhere=$(grep -E 'Using module file|plays in' "$log" | grep -F 'sshkeys' | grep -vF "$installed_root/" | head -3)
+[ -z "$elsewhere" ] || problems+="something of the collection ran from somewhere else: $elsewhere "
+grep -qE "collection location = $work/installed\$" "$log" || problems+="ansible-playbook did not report the installed path as its only collection location. "
+# The private keys stayed in their files (0600): none of their lines appears in the verbose log.
+written=0
+for key in "$play"/keys/*; do
+  [ -f "$key" ] || continue
+  written=$((written + 1))
+  [ "$(stat -c %a "$key")" = 600 ] || problems+="$(basename "$key") is not mode 0600. "
+  mapfile -t key_lines < <(grep -v -e '^-----' -e '^$' "$key")
+  for line in "${key_lines[@]}"; do
+    if grep -qF -- "$line" "$log"; then problems+="a line of $(basename "$key") appears in the log. "; break; fi
+  done
+done
+[ "$written" -eq 2 ] || problems+="expected 2 private key files, found $written. "
+record installed-playbooks "$([ -z "$problems" ]; echo $?)" "$problems (log: $log)"
+
+# --- 4. execution environment ------------------------------------------------------------------
+ee=$work/ee
+mkdir -p "$ee/dist"
+cp "$src/execution-environment.yml" "$src/requirements.txt" "$src/bindep.txt" "$ee/"
+cp "$tarball" "$ee/dist/"
+problems=""
+named=$(sed -n 's/^ *- *src: *dist\/\(sshkeys-ecs-[^ ]*\.tar\.gz\) *$/\1/p' "$ee/execution-environment.yml")
+[ "$named" = "$(basename "$tarball")" ] ||
+  problems+="execution-environment.yml names dist/$named, the build made $(basename "$tarball") (version in galaxy.yml). "
+if (cd "$ee" && "$VENV/bin/ansible-builder" create --file execution-environment.yml --context "$ee/context") >"$STAGE_RESULTS/ansible-builder.log" 2>&1; then
+  build=$ee/context/_build
+  cmp -s "$tarball" "$build/collections/$(basename "$tarball")" || problems+="the build context lacks the collection tarball. "
+  cmp -s "$src/requirements.txt" "$build/requirements.txt" || problems+="the build context lacks requirements.txt. "
+  cmp -s "$src/bindep.txt" "$build/bindep.txt" || problems+="the build context lacks bindep.txt. "
+  grep -q 'ansible-galaxy collection install .*-r requirements.yml' "$ee/context/Containerfile" ||
+    problems+="the Containerfile installs no collections. "
+  # The galaxy stage's command, run here: the requirements resolve to the tarball, offline.
+  if (cd "$build" && ANSIBLE_COLLECTIONS_PATH=$ee/collections "$VENV/bin/ansible-galaxy" collection install \
+        -r requirements.yml -p "$ee/collections") >"$STAGE_RESULTS/ee-galaxy.log" 2>&1 &&
+     [ -f "$ee/collections/ansible_collections/sshkeys/ecs/MANIFEST.json" ]; then
+    # The builder stage's introspection: what the collection itself declares.
+    "$VENV/bin/python" "$build/scripts/introspect.py" introspect "$ee/collections" \
+      --write-pip "$ee/pip.txt" --write-bindep "$ee/system.txt" >"$STAGE_RESULTS/ee-introspect.log" 2>&1 ||
+      problems+="ansible-builder's introspection failed. "
+    grep -q '^cryptography.*from collection sshkeys.ecs' "$ee/pip.txt" 2>/dev/null ||
+      problems+="introspection does not find the collection's Python requirements. "
+    grep -q '^openssh-client.*from collection sshkeys.ecs' "$ee/system.txt" 2>/dev/null ||
+      problems+="introspection does not find the collection's system requirements. "
+  else
+    problems+="the EE's galaxy requirements do not install the collection: $(tail -n 3 "$STAGE_RESULTS/ee-galaxy.log" | tr '\n' ' ') "
+  fi
+else
+  problems+="ansible-builder create failed: $(tail -n 5 "$STAGE_RESULTS/ansible-builder.log" | tr '\n' ' ') "
+fi
+record execution-environment "$([ -z "$problems" ]; echo $?)" "$problems"
+
+write_junit
+[ "$failures" -eq 0 ]
