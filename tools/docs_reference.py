@@ -322,7 +322,7 @@ class Renderer:
                f"Every module, plugin and role of `{COLLECTION}`, from its own documentation: the "
                "text is the same as `ansible-doc` shows. `make docs-write` rewrites these pages, "
                "`make docs` (part of `make test`) fails when they are out of date.", ""]
-        types = sorted({t for t, _ in entries}, key=lambda t: (TYPE_ORDER.index(t) if t in TYPE_ORDER else 99, t))
+        types = sorted({key[0] for key in entries}, key=lambda t: (TYPE_ORDER.index(t) if t in TYPE_ORDER else 99, t))
         for plugin_type in types:
             out += [f"## {TYPE_TITLES.get(plugin_type, plugin_type.title() + ' plugins')}", "",
                     "| Name | Description |", "|---|---|"]
@@ -419,7 +419,7 @@ def check(pages: dict[str, str], errors: dict[str, str]) -> list[tuple[str, str 
 
 
 def write_junit(path: Path, results: list[tuple[str, str | None]]) -> None:
-    failures = sum(1 for _, problem in results if problem)
+    failures = sum(1 for result in results if result[1])
     suite = ET.Element("testsuite", name="docs", tests=str(len(results)), failures=str(failures))
     for name, problem in results:
         case = ET.SubElement(suite, "testcase", classname="docs.reference", name=name)
@@ -443,7 +443,7 @@ def main(argv: list[str]) -> int:
     results = check(pages, errors)
     if junit:
         write_junit(junit, results)
-    stale = [problem for _, problem in results if problem]
+    stale = [result[1] for result in results if result[1]]
     for problem in stale:
         print(problem)
     print(f"docs/reference: {len(results) - len(stale)} of {len(results)} pages current")
