@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import glob
+import http.client
 import importlib
 import json
 import os
@@ -19,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import zipfile
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -36,10 +36,9 @@ ANSIBLE_CFG = ("[defaults]\nforks = 10\nhost_key_checking = False\ngathering = e
 PEER_COLLECTIONS = ("ansible/posix", "amazon/aws")
 
 
-def run(args: list, **kwargs) -> subprocess.CompletedProcess:
-    """Run a command, raise on failure, keep its output (for the error message)."""
-    kwargs.setdefault("check", True)
-    return subprocess.run([str(a) for a in args], text=True, capture_output=True, **kwargs)
+def run(args: list, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    """Run a command, raise on failure (unless check is false), keep its output."""
+    return subprocess.run([str(a) for a in args], text=True, capture_output=True, check=check, **kwargs)
 
 
 def median(values: Iterable[float]) -> float:
@@ -172,10 +171,16 @@ class Emulator:
 
     def actions(self) -> list:
         """Every action in the request log so far (flushed first through the admin API)."""
-        request = urllib.request.Request(f"{self.endpoint}/_admin/flush-log", data=b"", method="POST",
-                                         headers={"X-Admin-Token": self.doc["admin_token"]})
-        with urllib.request.urlopen(request, timeout=30) as answer:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            connection.request("POST", "/_admin/flush-log", body=b"",
+                               headers={"X-Admin-Token": self.doc["admin_token"]})
+            answer = connection.getresponse()
             answer.read()
+            if answer.status != 200:
+                raise SystemExit(f"the emulator refused to flush its request log ({answer.status})")
+        finally:
+            connection.close()
         with open(self.log, encoding="utf-8") as handle:
             actions = [json.loads(line).get("action") for line in handle if line.strip()]
         return [action for action in actions if action]  # admin requests (the flush itself) have none

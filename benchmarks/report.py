@@ -106,7 +106,10 @@ class Report:
         if data is None:
             return
         lines = ["Requests by action, from the emulator's request log (the reads are how each module "
-                 "decides what to change, so that a second run changes nothing).", "",
+                 "decides what to change, so that a second run changes nothing). The module code runs in "
+                 "process against the emulator, exactly as each module's `main()` calls it. Deleting goes "
+                 "through `ecs_keypair` once per name because the collection has no bulk delete: the "
+                 "`delete_keypair.yml` playbook loops that module too, after one `ecs_keypair_info` lookup.", "",
                  "| N | Operation | Requests by action | Batched action calls | Minimum |", "|---|---|---|---|---|"]
         for entry in data:
             size = entry["n"]
@@ -203,7 +206,7 @@ class Report:
         if self.plt is None:
             return
         figure, axis = self.plt.subplots(figsize=(6.4, 4.2))
-        axis.plot([size for size, _ in alone], [seconds for _, seconds in alone], marker="o",
+        axis.plot([point[0] for point in alone], [point[1] for point in alone], marker="o",
                   label=f"module alone, adding {data['module_keys']} keys")
         axis.set_xscale("log")
         axis.set_yscale("log")

@@ -34,8 +34,8 @@ from benchlib import PEERS, ROOT, VENV_BIN, ensure_peers, log
 
 SECTIONS = {
     "emulator": emulator_load.measure,
-    "api": lambda quick: ecs_keypair_task.api_economy([10] if quick else [10, 100, 500]),
-    "tasks": lambda quick: ecs_keypair_task.task_costs(3 if quick else 15),
+    "api": ecs_keypair_task.measure_api,
+    "tasks": ecs_keypair_task.measure_tasks,
     "authorized_keys": authorized_keys_bulk.measure,
     "rotation": rotate_fleet.measure,
 }
