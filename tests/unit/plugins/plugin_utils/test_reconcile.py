@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import base64
+import pathlib
 import struct
 
 import pytest
@@ -335,3 +336,15 @@ def test_host_report():
                                 "h4: the authorized_keys role failed: boom"]
     assert report["drift"]
     assert host_report({"h2": {"changed": False, "results": []}}) == {"changes": [], "errors": [], "drift": False}
+
+
+def test_the_documented_example_is_valid():
+    # docs/examples/desired-state.yml must stay a state the playbook accepts.
+    root = pathlib.Path(__file__).resolve().parents[4]
+    example = root / "docs" / "examples" / "desired-state.yml"
+    if not example.is_file():
+        pytest.skip("docs are not part of this tree")
+    state = validate_state(load_state(example.read_text()), str(example.parent))
+    assert [r["region"] for r in state["regions"]] == ["cn-hangzhou", "cn-shanghai"]
+    assert state["regions"][0]["key_pairs"][0]["instances"] == ["i-bp1a2b3c4d5e6f7g8h9i", "i-bp1j0k1l2m3n4o5p6q7r"]
+    assert [e["hosts"] for e in state["authorized_keys"]] == ["web", "bastion"]
