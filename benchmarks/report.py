@@ -311,7 +311,7 @@ class Report:
         box = self.results["machine"]
         peers = ", ".join(f"{name} {version}" for name, version in box["peers"].items())
         seconds = sum(self.results.get("seconds", {}).values())
-        return [f"- Date: {self.results['started']}; the run took {seconds / 60:.1f} minutes"
+        return [f"- Date: started {self.results['started']}; the run took {seconds / 60:.1f} minutes"
                 + (" (`--quick` smoke run: fewer rounds and sizes)" if self.results.get("quick") else ""),
                 f"- CPU: {box['cpus']} x {box['cpu_model']}; memory {box['memory']}; {box['system']}",
                 f"- Python {box['python']} (Ansible and the modules; {box['bench_python']} for the runner), "
@@ -319,9 +319,12 @@ class Report:
                 f"- Peers: {peers}",
                 "- Load average (1, 5, 15 min) at the start: "
                 + ", ".join(f"{x:.1f}" for x in box["load_before"])
-                + ("; at the end: " + ", ".join(f"{x:.1f}" for x in box["load_after"]) if "load_after" in box else ""),
-                "- The machine is shared: other people's builds and test runs (ansible-test, Molecule, podman) "
-                "ran on the same 2 cores during this run, so absolute times are noisy and higher than on an idle "
+                + ("; at the end: " + ", ".join(f"{x:.1f}" for x in box["load_after"]) if "load_after" in box else "")
+                + ("; 1-minute load as each section started: "
+                   + ", ".join(f"{name} {load:.1f}" for name, load in self.results["load"].items())
+                   if self.results.get("load") else ""),
+                f"- The machine is shared: other people's builds and test runs (ansible-test, Molecule, podman) "
+                f"ran on the same {box['cpus']} cores during this run, so absolute times are noisy and higher than on an idle "
                 "machine. The ratios compare runs taken side by side, interleaved, in the same minutes, and "
                 "are the figures to read."]
 

@@ -122,6 +122,7 @@ def main() -> int:
                    "machine": machine(), "sections": {}, "seconds": {}}
         for name in wanted:
             log(f"== {name}")
+            results.setdefault("load", {})[name] = os.getloadavg()[0]
             started = time.monotonic()
             try:
                 results["sections"][name] = SECTIONS[name](args.quick)
