@@ -26,8 +26,9 @@ from relsupport import ROOT
 
 sys.path.insert(0, str(ROOT / "emulator" / "tests"))
 
-# pylint: disable=wrong-import-position
-from support import SDKS, raw, v1_call, v1_query, v3_headers  # noqa: E402,F401  (re-exported for part B tests)
+# Re-exported for the part B tests, so they all reach the emulator tests' helpers one way.
+# pylint: disable=wrong-import-position,unused-import
+from support import SDKS, raw, v1_call, v1_query, v3_headers  # noqa: E402,F401
 
 # Part B owns 127.0.16.0/24: virtual instances of the fault tests take addresses from it (they bind
 # nothing, but the emulator hands out one address per instance and refuses when the pool is empty).
@@ -86,8 +87,8 @@ def run_instances(emu: Any, amount: int) -> List[str]:
     ids: List[str] = []
     while len(ids) < amount:
         batch = min(100, amount - len(ids))
-        status, body = v1_call(emu.port, emu.key(0), {"Action": "RunInstances", "RegionId": emu.region,
-                                                     "ImageId": "debian_12", "Amount": str(batch)})
+        status, body = v1_call(emu.port, emu.key(0), {
+            "Action": "RunInstances", "RegionId": emu.region, "ImageId": "debian_12", "Amount": str(batch)})
         assert status == 200, body
         ids += body["InstanceIdSets"]["InstanceIdSet"]
     emu.wait_idle()

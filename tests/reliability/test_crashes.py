@@ -139,7 +139,7 @@ def test_authorized_keys_writer_kill9(ansible, tmp_path, figures, request):
         versions[name] = path.read_bytes()
     rng = random.Random(11)
     tally = {"old": 0, "new": 0, "temp file seen at the kill": 0, "interrupted": 0}
-    rounds = [("at write", 0.0)] * 2 + [("random", rng.uniform(0.3, max(durations))) for _ in range(3)]
+    rounds = [("at write", 0.0)] * 2 + [("random", rng.uniform(0.3, max(durations))) for _round in range(3)]
     for mode, delay in rounds:
         current = next(name for name, text in versions.items() if text == path.read_bytes())
         target = "b" if current == "a" else "a"

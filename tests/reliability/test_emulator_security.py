@@ -146,8 +146,8 @@ def replay(scheme: str) -> Callable:
                 return raw(emu.port, "POST", "/?" + urllib.parse.urlencode(params), headers=headers)
         status, body = send()
         assert status == 200, body
-        status, body = v1_call(emu.port, emu.key(0), {"Action": "DeleteKeyPairs", "RegionId": emu.region,
-                                                     "KeyPairNames": json.dumps([name])})
+        status, body = v1_call(emu.port, emu.key(0), {
+            "Action": "DeleteKeyPairs", "RegionId": emu.region, "KeyPairNames": json.dumps([name])})
         assert status == 200, body
         ctx["snapshot"]()  # the state to keep is the one after the genuine import and delete
         return answer(send())
@@ -257,8 +257,8 @@ def world(emulator, keys):
     emulator.api("ImportKeyPair", account=OTHER, KeyPairName=own, PublicKeyBody=public)
     instances = run_instances(emulator, 2)
     emulator.api("AttachKeyPair", KeyPairName=victim, InstanceIds=instances)
-    status, body = v1_call(emulator.port, emulator.key(OTHER), {"Action": "RunInstances", "RegionId": emulator.region,
-                                                               "ImageId": "debian_12", "Amount": "1"})
+    status, body = v1_call(emulator.port, emulator.key(OTHER), {
+        "Action": "RunInstances", "RegionId": emulator.region, "ImageId": "debian_12", "Amount": "1"})
     assert status == 200, body
     emulator.wait_idle()
     return {"victim": victim, "own": own, "instances": instances, "public_key": public,
@@ -268,8 +268,8 @@ def world(emulator, keys):
 
 def state_of(emu: Any, instances: List[str]) -> Dict[str, Any]:
     """Both accounts' key pairs (with tags), A's instances' key pairs, and the fault rules."""
-    status, held = v1_call(emu.port, emu.key(0), {"Action": "DescribeInstances", "RegionId": emu.region,
-                                                   "InstanceIds": json.dumps(instances)})
+    status, held = v1_call(emu.port, emu.key(0), {
+        "Action": "DescribeInstances", "RegionId": emu.region, "InstanceIds": json.dumps(instances)})
     assert status == 200, held
     return {"a": key_pairs_by_name(emu, 0), "b": key_pairs_by_name(emu, OTHER),
             "instances": {i["InstanceId"]: (i["KeyPairName"], i["Status"]) for i in held["Instances"]["Instance"]},

@@ -29,8 +29,8 @@ HOLD = 3
 
 def prefill(emu, public_key: str) -> None:
     def one(i: int) -> None:
-        status, body = v1_call(emu.port, emu.key(0), {"Action": "ImportKeyPair", "RegionId": emu.region,
-                                                     "KeyPairName": f"base-{i}", "PublicKeyBody": public_key})
+        status, body = v1_call(emu.port, emu.key(0), {
+            "Action": "ImportKeyPair", "RegionId": emu.region, "KeyPairName": f"base-{i}", "PublicKeyBody": public_key})
         assert status == 200, body
 
     with ThreadPoolExecutor(max_workers=8) as pool:
