@@ -239,6 +239,7 @@ from typing import Any, Dict, List
 
 from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+from ansible.utils.vars import combine_vars
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError, EcsClient
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_module import CredentialError, resolve_credentials
@@ -383,6 +384,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _populate(self, hosts: List[Dict[str, Any]], hostnames: List[str], source: str) -> None:
         strict = self.get_option("strict")
+        extra_vars = self._vars if self.get_option("use_extra_vars") else None
         taken: Dict[str, str] = {}
         for host in hosts:
             name, warning = choose_hostname(host, hostnames, taken)
@@ -396,6 +398,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             for group in builtin_groups(host):
                 self.inventory.add_group(group)
                 self.inventory.add_child(group, name)
+            if extra_vars:
+                # use_extra_vars: expressions also see the -e variables, which win as everywhere.
+                variables = combine_vars(variables, extra_vars)
             try:
                 self._set_composite_vars(self.get_option("compose"), variables, name, strict=strict)
                 self._add_host_to_composed_groups(self.get_option("groups"), variables, name, strict=strict)

@@ -15,6 +15,8 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from ansible import constants as C
+from ansible import context
+from ansible.module_utils.common.collections import ImmutableDict
 from ansible.errors import AnsibleParserError
 from ansible.inventory.data import InventoryData
 from ansible.parsing.dataloader import DataLoader
@@ -355,6 +357,14 @@ def test_compose_groups_and_keyed_groups(tmp_path):
     assert group_hosts(inventory, "zone_cn_hangzhou_b") == ["i-bare", "i-db1", "i-web1", "i-web2", "i-win"]
     assert group_hosts(inventory, "tag_team_web") == ["i-web1", "i-web2"]
     assert group_hosts(inventory, "tag_env_prod") == ["i-web2"]
+
+
+def test_use_extra_vars_lets_expressions_see_extra_vars(tmp_path, monkeypatch):
+    monkeypatch.setattr(context, "CLIARGS", ImmutableDict(extra_vars=("wanted_team=db",)))
+    config = dict(BASE, groups={"wanted": "ecs_tags.team | default('') == wanted_team"})
+    assert group_hosts(run(tmp_path, FakeEcs(fleet()), dict(config, use_extra_vars=True)), "wanted") == ["i-db1"]
+    # Without the option the expression cannot see wanted_team: no group (strict is off).
+    assert group_hosts(run(tmp_path, FakeEcs(fleet()), config), "wanted") == []
 
 
 def test_strict_turns_a_bad_compose_expression_into_an_error(tmp_path):
