@@ -1,0 +1,71 @@
+"""Checks that the relative links of the Markdown documentation point at files that exist.
+
+    python tools/docs_links.py [--junit FILE]   # exit 1 when a link is broken
+
+Covers README.md, docs/**/*.md, roles/*/README.md, benchmarks/README.md and emulator/README.md
+(whichever exist). Web links and links within a page (#...) are not followed. One JUnit test case
+per file.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PATTERNS = ["README.md", "docs/**/*.md", "roles/*/README.md", "benchmarks/README.md", "emulator/README.md"]
+# [text](target) and [text]: target, outside code spans and fenced blocks.
+INLINE = re.compile(r"\[[^\]\n]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+REFERENCE = re.compile(r"^\s*\[[^\]]+\]:\s*(\S+)", re.MULTILINE)
+FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
+CODE = re.compile(r"`[^`\n]*`")
+
+
+def targets(text: str) -> list[str]:
+    text = CODE.sub("", FENCE.sub("", text))
+    return INLINE.findall(text) + REFERENCE.findall(text)
+
+
+def broken_links(path: Path) -> list[str]:
+    broken = []
+    for target in targets(path.read_text(encoding="utf-8")):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE) or target.startswith("#"):
+            continue  # a web or mail link, or an anchor on the same page
+        local = target.split("#", 1)[0]
+        if not (path.parent / local).exists():
+            broken.append(target)
+    return broken
+
+
+def files() -> list[Path]:
+    found: set[Path] = set()
+    for pattern in PATTERNS:
+        found.update(p for p in ROOT.glob(pattern) if p.is_file())
+    return sorted(found)
+
+
+def main(argv: list[str]) -> int:
+    junit = Path(argv[argv.index("--junit") + 1]) if "--junit" in argv else None
+    suite = ET.Element("testsuite", name="docs-links")
+    failures = 0
+    for path in files():
+        name = str(path.relative_to(ROOT))
+        broken = broken_links(path)
+        case = ET.SubElement(suite, "testcase", classname="docs.links", name=name)
+        if broken:
+            failures += 1
+            message = f"{name}: broken links: {', '.join(broken)}"
+            ET.SubElement(case, "failure", message=message).text = message
+            print(message)
+    suite.set("tests", str(len(suite)))
+    suite.set("failures", str(failures))
+    if junit:
+        ET.ElementTree(suite).write(junit, encoding="utf-8", xml_declaration=True)
+    print(f"docs links: {len(suite) - failures} of {len(suite)} files without broken links")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
