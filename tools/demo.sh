@@ -30,7 +30,10 @@ cleanup() {
   else
     log "kept $WORK"
   fi
-  log "$([ "$status" -eq 0 ] && echo 'demo finished' || echo "demo FAILED (exit $status)") in $(( $(date +%s) - started )) s"
+  local outcome="demo FAILED (exit $status)"
+  # 130: Ctrl-C reached this script; 99: ansible-playbook's own exit code for Ctrl-C.
+  case $status in 0) outcome="demo finished" ;; 130 | 99) outcome="demo interrupted" ;; esac
+  log "$outcome in $(( $(date +%s) - started )) s"
   exit "$status"
 }
 trap cleanup EXIT

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A small ECS "account" on this machine for the demo and the lifecycle Molecule scenario.
 
     fleet.py up DIR --address-pool CIDR [--listen HOST:PORT] [--accounts FILE] [--prefix NAME]
@@ -250,7 +249,7 @@ def state_id_of(directory: Path) -> str | None:
 
 def stop_emulator(pid: int) -> None:
     os.kill(pid, signal.SIGTERM)
-    for _ in range(100):
+    for _attempt in range(100):
         if not Path(f"/proc/{pid}").exists() or zombie(pid):
             return
         time.sleep(0.1)
@@ -326,7 +325,7 @@ def show(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fleet.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="fleet.py", description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="start the emulator and the instances")
     p_up.add_argument("directory")
