@@ -3,8 +3,9 @@ from their own documentation, and checks that the pages in the repository are cu
 
     python tools/docs_reference.py                       # rewrite docs/reference/
     python tools/docs_reference.py --check [--junit F]   # exit 1 when a page is missing, out of
-                                                         # date or left over; F gets one JUnit
-                                                         # test case per page
+                                                         # date or left over, or README.md does
+                                                         # not name a plugin, role or playbook;
+                                                         # F gets one JUnit test case per page
 
 The documentation is read the way Ansible reads it: one `ansible-doc --metadata-dump` of the
 collection (doc fragments merged, role argument specs included), with ansible-doc from the
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "reference"
 COLLECTION = "sshkeys.ecs"
 INDEX = "README.md"
+README_CASE = "the top README.md names every plugin, role and playbook"
 # Plugin types in the order the index lists them; any other type with entries follows.
 TYPE_ORDER = ["module", "inventory", "filter", "test", "lookup", "connection", "callback", "role"]
 TYPE_TITLES = {"module": "Modules", "inventory": "Inventory plugins", "filter": "Filters", "test": "Tests",
@@ -418,14 +420,23 @@ def check(pages: dict[str, str], errors: dict[str, str]) -> list[tuple[str, str 
     return results
 
 
+def readme_gaps(entries: dict[tuple[str, str], dict]) -> str | None:
+    """What the top README.md does not name: every plugin, role and playbook must be in it."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    names = {key[1] for key in entries}
+    names.update(f"{COLLECTION}.{p.stem}" for p in (ROOT / "playbooks").glob("*.yml"))
+    missing = sorted(n for n in names if f"`{n}`" not in text and f"`{n.split('.')[-1]}`" not in text)
+    return f"README.md does not name {', '.join(missing)}" if missing else None
+
+
 def write_junit(path: Path, results: list[tuple[str, str | None]]) -> None:
     failures = sum(1 for result in results if result[1])
     suite = ET.Element("testsuite", name="docs", tests=str(len(results)), failures=str(failures))
     for name, problem in results:
         case = ET.SubElement(suite, "testcase", classname="docs.reference", name=name)
         if problem:
-            ET.SubElement(case, "failure", message=problem).text = \
-                f"{problem}; run `make docs-write` and commit docs/reference/"
+            hint = "add them to its tables" if name == README_CASE else "run `make docs-write` and commit docs/reference/"
+            ET.SubElement(case, "failure", message=problem).text = f"{problem}; {hint}"
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 
@@ -441,13 +452,14 @@ def main(argv: list[str]) -> int:
         write(pages)
         return 1 if errors else 0
     results = check(pages, errors)
+    results.append((README_CASE, readme_gaps(entries)))
     if junit:
         write_junit(junit, results)
     stale = [result[1] for result in results if result[1]]
     for problem in stale:
         print(problem)
-    print(f"docs/reference: {len(results) - len(stale)} of {len(results)} pages current")
-    if stale:
+    print(f"docs/reference: {len(results) - len(stale)} of {len(results)} checks passed (every page, and the README)")
+    if any(problem for name, problem in results if name != README_CASE):
         print("run `make docs-write` and commit docs/reference/")
     return 1 if stale else 0
 

@@ -131,3 +131,15 @@ def test_write_removes_left_over_pages(tool, tmp_path, monkeypatch):
     tool.write({"README.md": "index\n"})
     assert sorted(p.name for p in (tmp_path / "reference").iterdir()) == ["README.md"]
     assert tool.check({"README.md": "index\n"}, {}) == [("README.md", None)]
+
+
+def test_readme_must_name_every_plugin_role_and_playbook(tool, tmp_path, monkeypatch):
+    monkeypatch.setattr(tool, "ROOT", tmp_path)
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "create_keypair.yml").write_text("---\n")
+    (tmp_path / "playbooks" / "reconcile.yml").write_text("---\n")
+    (tmp_path / "README.md").write_text("| `sshkeys.ecs.thing` | x |\n| `sshkeys.ecs.create_keypair` | y |\n| `reconcile` | z |\n")
+    entries = {("module", "sshkeys.ecs.thing"): MODULE, ("filter", "sshkeys.ecs.other"): MODULE}
+    assert tool.readme_gaps(entries) == "README.md does not name sshkeys.ecs.other"
+    (tmp_path / "README.md").write_text("`sshkeys.ecs.thing` `other` `create_keypair` `reconcile`\n")
+    assert tool.readme_gaps(entries) is None
