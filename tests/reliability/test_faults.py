@@ -39,8 +39,9 @@ KINDS: Dict[str, Tuple[Dict[str, Any], Tuple[str, ...], Dict[str, Any]]] = {
     "lost reply: 500 after commit": ({"kind": "internal", "phase": "after"}, ("InternalError",), {}),
     "lost reply: drop after commit": ({"kind": "drop", "phase": "after"}, ("ConnectionError",), {}),
 }
-# A slow request the client gave up on is still served: wait it out before reading the state.
-SETTLE_SECONDS = 3.0
+# A slow request the client gave up on is still served (and may still commit): before the state
+# is read, the request log of the emulator must have been quiet this long.
+QUIET_SECONDS = 4.0
 OPERATIONS = {"create": "CreateKeyPair", "import": "ImportKeyPair", "delete": "DeleteKeyPairs",
               "attach 100": "AttachKeyPair"}
 # transient: each write action fails twice, and the first call of all once (retries absorb it);
@@ -160,6 +161,23 @@ def clear_error(result: Dict[str, Any], codes: Tuple[str, ...]) -> Optional[str]
     return None
 
 
+def settle(emulators: List[Any], limit: float = 120) -> None:
+    """Wait until no emulator has answered an API request for QUIET_SECONDS (each answer is
+    logged; the admin requests that flush the log have no action and do not count)."""
+
+    def answered() -> List[int]:
+        return [sum(1 for e in emu.log_entries() if e.get("action")) for emu in emulators]
+
+    deadline = time.monotonic() + limit
+    last = answered()
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < QUIET_SECONDS and time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = answered()
+        if now != last:
+            last, quiet_since = now, time.monotonic()
+
+
 def is_fault(entry: Dict[str, Any], kind: str) -> bool:
     """Whether a request log entry is one the kind's rules answered."""
     rule, _codes, _extra = KINDS[kind]
@@ -277,7 +295,7 @@ def test_operations_under_faults(rigs, ansible, figures):
     first = run_playbook(ansible, rigs, ["first"])
     for rig in rigs:
         rig.emu.clear_faults()
-    time.sleep(SETTLE_SECONDS)  # requests a client gave up on (timeouts) may still be being served
+    settle([rig.emu for rig in rigs])
     verdicts: Dict[str, Tuple[str, List[str]]] = {}
     injected: Dict[str, int] = {}
     faulted_total = 0
