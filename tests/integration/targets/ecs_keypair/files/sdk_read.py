@@ -9,7 +9,8 @@ usage: sdk_read.py describe NAME          -> JSON list of key pairs named NAME (
        sdk_read.py delete-instance ID
        sdk_read.py import-many PREFIX COUNT PUBFILE  -> PREFIX-000 ... imported, even ones tagged half=even
        sdk_read.py delete-prefix PREFIX   -> deletes every key pair named PREFIX*
-Credentials and endpoint come from the ALIBABA_CLOUD_* variables the emulator wrapper exports.
+Credentials and endpoint come from the ALIBABA_CLOUD_* variables the emulator wrapper exports;
+the SDK set-up is shared with the other targets (setup_ecs_sdk/files/ecs_sdk.py).
 """
 
 from __future__ import annotations
@@ -17,26 +18,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-from urllib.parse import urlsplit
 
-os.environ.setdefault("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
-os.environ.setdefault("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "true")
-
-from alibabacloud_ecs20140526 import models  # noqa: E402  pylint: disable=wrong-import-position
-from alibabacloud_ecs20140526.client import Client  # noqa: E402  pylint: disable=wrong-import-position
-from alibabacloud_tea_openapi.models import Config  # noqa: E402  pylint: disable=wrong-import-position
-
-
-def client() -> Client:
-    endpoint = urlsplit(os.environ["ALIBABA_CLOUD_ECS_ENDPOINT"])
-    return Client(Config(access_key_id=os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"],
-                         access_key_secret=os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"],
-                         endpoint=endpoint.netloc, protocol=endpoint.scheme,
-                         region_id=os.environ["ALIBABA_CLOUD_REGION_ID"]))
-
-
-def region() -> str:
-    return os.environ["ALIBABA_CLOUD_REGION_ID"]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "setup_ecs_sdk", "files"))
+from ecs_sdk import client, models, region, run_instances  # noqa: E402  pylint: disable=wrong-import-position,import-error
 
 
 def describe(name: str) -> list:
@@ -59,10 +43,8 @@ def main(argv: list) -> int:
         reply = client().describe_key_pairs(models.DescribeKeyPairsRequest(region_id=region(), page_size=1))
         result = {"total": reply.body.total_count}
     elif command == "run-instance":
-        request = models.RunInstancesRequest(region_id=region(), image_id="debian_12", instance_type="ecs.t6-c1m1.large",
-                                             amount=1, key_pair_name=argv[2] if len(argv) > 2 else None)
-        reply = client().run_instances(request)
-        result = {"instance_id": reply.body.instance_id_sets.instance_id_set[0]}
+        [instance_id] = run_instances("linux", 1, key_pair_name=argv[2] if len(argv) > 2 else None)
+        result = {"instance_id": instance_id}
     elif command == "instance":
         reply = client().describe_instances(models.DescribeInstancesRequest(
             region_id=region(), instance_ids=json.dumps([argv[2]])))

@@ -51,7 +51,7 @@ def client(region_id: Optional[str] = None) -> Client:
 
 def admin(path: str, payload: Optional[dict] = None, method: str = "POST") -> dict:
     """One call of the emulator's admin API (POST /_admin/...), JSON in and out."""
-    data = json.dumps(payload).encode() if payload is not None else b""
+    data = json.dumps(payload).encode() if payload is not None else (b"" if method == "POST" else None)
     request = urllib.request.Request(os.environ["ALIBABA_CLOUD_ECS_ENDPOINT"] + path, method=method, data=data,
                                      headers={"X-Admin-Token": os.environ["ECS_EMULATOR_ADMIN_TOKEN"],
                                               "Content-Type": "application/json"})
