@@ -11,6 +11,7 @@ import http.client
 import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -228,6 +229,18 @@ class Emulator:
     def entries_since(self, mark: int) -> List[Dict[str, Any]]:
         return self.log_entries()[mark:]
 
+    def writes_between(self, started: float, ended: float) -> List[Dict[str, Any]]:
+        """Write requests logged between two epoch times (the log's ISO times are UTC)."""
+        from datetime import datetime  # pylint: disable=import-outside-toplevel
+        found = []
+        for entry in self.log_entries():
+            if entry.get("action") not in WRITE_ACTIONS or not entry.get("time"):
+                continue
+            when = datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp()
+            if started - 0.5 <= when <= ended + 0.5:
+                found.append(entry)
+        return found
+
     def writes_since(self, mark: int) -> List[Dict[str, Any]]:
         """Requests since mark whose action changes state, whatever their answer."""
         return [entry for entry in self.entries_since(mark) if entry.get("action") in WRITE_ACTIONS]
@@ -264,6 +277,23 @@ class Run:
     log: str
     result: Dict[str, Any]
     workdir: Path
+    results: List[Dict[str, Any]] = field(default_factory=list)
+
+    def task(self, name: str) -> Dict[str, Any]:
+        """The record (task, host, status, started, ended, result) of the task called name."""
+        for record in self.results:
+            if record["task"] == name:
+                return record
+        raise KeyError(f"no result for task {name!r}")
+
+    def task_output(self, name: str, text: Optional[str] = None) -> str:
+        """One task's part of stdout (or of text, e.g. the log): its TASK header to the next one."""
+        text = self.stdout if text is None else text
+        start = text.find(f"TASK [{name}]")
+        if start < 0:
+            return ""
+        ends = [pos for pos in (text.find("TASK [", start + 1), text.find("PLAY RECAP", start + 1)) if pos >= 0]
+        return text[start:min(ends)] if ends else text[start:]
 
     @property
     def output(self) -> str:
@@ -365,9 +395,12 @@ class AnsibleRunner:
         run_env = self.base_env(home)
         run_env.update({
             "ANSIBLE_LOG_PATH": str(log_path),
-            "ANSIBLE_CALLBACKS_ENABLED": "ansible.builtin.tree",
+            "ANSIBLE_CALLBACKS_ENABLED": "ansible.builtin.tree,case_results",
+            "ANSIBLE_CALLBACK_PLUGINS": str(Path(__file__).resolve().parent / "callback_plugins"),
+            "CASE_RESULTS_FILE": str(work / "results.jsonl"),
             "ANSIBLE_CALLBACK_TREE_DIR": str(work / "tree"),
             "ANSIBLE_LOCAL_TEMP": str(work / "tmp"),
+            "ANSIBLE_REMOTE_TEMP": str(work / "remote-tmp"),
             "ANSIBLE_SSH_CONTROL_PATH_DIR": str(work / "cp"),
         })
         run_env.update(env or {})
@@ -399,10 +432,13 @@ class AnsibleRunner:
                 except ValueError:
                     result = {"unparsed": host_file.read_text(errors="replace")}
                 break
+        records = []
+        if (work / "results.jsonl").exists():
+            records = [json.loads(line) for line in (work / "results.jsonl").read_text().splitlines() if line.strip()]
         return Run(argv=argv, rc=rc, stdout=(work / "stdout").read_text(errors="replace"),
                    stderr=(work / "stderr").read_text(errors="replace"),
                    log=log_path.read_text(errors="replace") if log_path.exists() else "",
-                   result=result, workdir=work)
+                   result=result, workdir=work, results=records)
 
     def run_task(self, module: str, args: Dict[str, Any], *, hosts: str = "localhost",
                  task_extra: Optional[Dict[str, Any]] = None, play_extra: Optional[Dict[str, Any]] = None,
