@@ -12,6 +12,7 @@ import hmac
 import http.client
 import json
 import random
+import re
 import socket
 import ssl
 import time
@@ -207,6 +208,9 @@ def dig(reply: Mapping[str, Any], path: Sequence[str], action: str = "") -> list
 # Endpoint and transport.
 
 
+_HOST_CHARS = re.compile(r"[A-Za-z0-9._:-]+")
+
+
 def parse_endpoint(endpoint: Optional[str], region: str) -> Tuple[str, str, Optional[int]]:
     """(scheme, host, port) from a URL ('http://127.0.0.1:8080'), a host[:port], or the region."""
     if not endpoint:
@@ -215,7 +219,8 @@ def parse_endpoint(endpoint: Optional[str], region: str) -> Tuple[str, str, Opti
     if "://" not in text:
         text = "https://" + text
     parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    # Spaces or control characters would only fail later, deep in http.client, as a crash.
+    if parts.scheme not in ("http", "https") or not parts.hostname or not _HOST_CHARS.fullmatch(parts.hostname):
         raise ValueError(f"ecs_endpoint {endpoint!r} is neither a host name nor an http(s) URL")
     if parts.path not in ("", "/") or parts.query or parts.username:
         raise ValueError(f"ecs_endpoint {endpoint!r} must be a bare host or scheme://host[:port]")

@@ -258,6 +258,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair import (
     ensure_absent,
     ensure_present,
 )
+from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import looks_like_private_key
 
 
 def argument_spec() -> dict:
@@ -288,6 +289,10 @@ def main() -> None:
 
     def run(m: EcsModule) -> dict:
         handler = ensure_present if m.params["state"] == "present" else ensure_absent
+        # A private key pasted into public_key is refused below; the echo of the task's
+        # arguments (-vvv) must not show it either.
+        if m.params["public_key"] and looks_like_private_key(m.params["public_key"]):
+            m.module.no_log_values.add(m.params["public_key"])
         try:
             result = handler(m.client, m.params, m.check_mode)
         except KeypairError as exc:
