@@ -140,6 +140,10 @@ def check_private_key_target(path: str) -> bool:
     directory = os.path.dirname(path)
     if os.path.islink(path):
         raise KeypairError(f"private_key_path {path} is a symbolic link; refusing to write through it")
+    # A link planted in place of the directory (a ~/.ssh pointing elsewhere) would put the key
+    # where its owner did not choose; the same rule as authorized_keys: last directory component.
+    if os.path.islink(directory):
+        raise KeypairError(f"the directory of private_key_path {path} is a symbolic link; refusing to write through it")
     if os.path.isdir(path):
         raise KeypairError(f"private_key_path {path} is a directory")
     if not os.path.isdir(directory):

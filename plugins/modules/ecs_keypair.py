@@ -85,7 +85,7 @@ options:
       - Where the private key of a created key pair is written, mode 0600, through a temporary file in
         the same directory and a rename. The temporary file is made before the key pair is created, so a
         missing or read-only directory fails before anything changes.
-      - An existing different file is not overwritten unless O(overwrite_private_key=true). A symbolic link is refused.
+      - An existing different file is not overwritten unless O(overwrite_private_key=true). A symbolic link, as the file or as its directory, is refused.
       - When the key pair exists and this file holds a private key, its public key is compared with the key pair's.
     type: path
   overwrite_private_key:
