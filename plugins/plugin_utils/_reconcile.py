@@ -255,18 +255,15 @@ def _regions(check: _Checker, value: Any) -> List[Dict[str, Any]]:
             body = {}
         if not check.mapping(body, where, REGION_KEYS):
             continue
+        # Problems are listed in the order of the file's usual layout: options, then key pairs.
+        prune = check.boolean(body.get("prune"), f"{where}.prune", False)
+        reboot = check.boolean(body.get("reboot"), f"{where}.reboot", False)
         ignore = check.string_list(body.get("ignore"), f"{where}.ignore")
         key_pairs = _key_pairs(check, body.get("key_pairs"), where)
         for pair in key_pairs:
             if any(fnmatch.fnmatchcase(pair["name"], pattern) for pattern in ignore):
                 check.add(f"{where}.ignore", f"key pair {pair['name']} is in the state file and matches an ignore pattern")
-        out.append({
-            "region": region,
-            "prune": check.boolean(body.get("prune"), f"{where}.prune", False),
-            "reboot": check.boolean(body.get("reboot"), f"{where}.reboot", False),
-            "ignore": ignore,
-            "key_pairs": key_pairs,
-        })
+        out.append({"region": region, "prune": prune, "reboot": reboot, "ignore": ignore, "key_pairs": key_pairs})
     return out
 
 
