@@ -326,7 +326,21 @@ class Report:
                 f"- The machine is shared: other people's builds and test runs (ansible-test, Molecule, podman) "
                 f"ran on the same {box['cpus']} cores during this run, so absolute times are noisy and higher than on an idle "
                 "machine. The ratios compare runs taken side by side, interleaved, in the same minutes, and "
-                "are the figures to read."]
+                "are the figures to read."] + self._single_runs()
+
+    def _single_runs(self) -> list:
+        """A warning when a crowded machine left the SSH sections with one run per mode."""
+        sections = self.results["sections"]
+        rotation = sections.get("rotation") or {}
+        remote = (sections.get("authorized_keys") or {}).get("remote", {})
+        single = rotation.get("rounds") == 1 or any(
+            len(values) == 1 for modes in remote.values() for mode, values in modes.items() if mode != "posix-loop")
+        if not single:
+            return []
+        return ["- In this run the SSH sections (authorized_keys, rotation) had time for one run per mode "
+                "within their time budgets: those figures are single samples, not medians, and at this load "
+                "even their ratios move a lot from run to run (compare the one-task mode at 200 and at "
+                "1,000 keys below). Run `make bench` on a quieter machine for steadier figures."]
 
     def document(self) -> str:
         parts = ["# Benchmark results", "",
