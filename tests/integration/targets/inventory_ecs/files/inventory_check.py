@@ -8,6 +8,7 @@ usage: inventory_check.py make WORK             -> key pairs (private keys in WO
                                                    (MODE all, web or cached-N) against DescribeInstances
        inventory_check.py delete FLEET NAME...  -> deletes these instances of the fleet
        inventory_check.py cleanup FLEET         -> deletes every instance of the fleet that is left
+       inventory_check.py faults add JSON | clear | used-up   -> the emulator's fault rules
 """
 
 from __future__ import annotations
@@ -142,6 +143,15 @@ def main(argv: list) -> int:
         result: object = make(args[0])
     elif command == "list":
         result = check_list(args[0], args[1], args[2])
+    elif command == "faults":
+        if args[0] == "add":
+            result = ecs_sdk.admin("/_admin/faults", json.loads(args[1]))
+        elif args[0] == "clear":
+            result = ecs_sdk.admin("/_admin/faults", method="DELETE")
+        else:
+            # Rules with a count retire when used up: none left means every one fired.
+            result = ecs_sdk.admin("/_admin/faults", method="GET")
+            check(result.get("Faults") == [], f"fault rules not used up: {result}")
     elif command in ("delete", "cleanup"):
         with open(args[0], encoding="utf-8") as handle:
             fleet = json.load(handle)
