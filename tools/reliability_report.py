@@ -67,7 +67,7 @@ def cell(value: Any) -> str:
 
 def table(columns: List[str], rows: List[List[Any]]) -> str:
     lines = ["| " + " | ".join(cell(c) for c in columns) + " |",
-             "|" + "|".join("---" for _ in columns) + "|"]
+             "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 

@@ -5,13 +5,11 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import http.client
 import ipaddress
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -19,7 +17,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -677,5 +674,3 @@ def count_outcomes(rows: List[list]) -> Dict[str, int]:
     for row in rows:
         counts[str(row[-1])] = counts.get(str(row[-1]), 0) + 1
     return counts
-
-

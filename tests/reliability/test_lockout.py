@@ -71,7 +71,7 @@ def _write_file(host, text: str) -> None:
 
 
 def _wait_sshd(host) -> None:
-    for _ in range(100):
+    for _attempt in range(100):
         try:
             with socket.create_connection((host.address, host.port), timeout=2) as sock:
                 if sock.recv(4).startswith(b"SSH-"):
@@ -124,7 +124,7 @@ class SilentServer:
     def _serve(self) -> None:
         while True:
             try:
-                conn, _ = self.sock.accept()
+                conn = self.sock.accept()[0]
             except OSError:
                 return
             self.conns.append(conn)
@@ -223,7 +223,7 @@ def test_controller_killed_during_proof(ansible, host, setup, section, request):
     keeps working, the original lines are all there, and a second run finishes the rotation."""
     server = SilentServer(host.address)
 
-    def kill_during_proof(proc, _work):
+    def kill_during_proof(proc, workdir):  # pylint: disable=unused-argument
         if server.accepted.wait(120):
             time.sleep(0.5)
         import os  # pylint: disable=import-outside-toplevel
