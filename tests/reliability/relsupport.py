@@ -544,7 +544,7 @@ class SshHost:
 
     def inventory_line(self, key: KeyPair, user: str = "root") -> str:
         return (f"{self.name} ansible_host={self.address} ansible_port={self.port} ansible_user={user} "
-                f"ansible_ssh_private_key_file={key.path} ansible_python_interpreter=/usr/bin/python3 "
+                f"ansible_ssh_private_key_file={key.path} ansible_python_interpreter=/usr/bin/python3 ansible_pipelining=true "
                 "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
                 "-o IdentitiesOnly=yes'\n")
 
