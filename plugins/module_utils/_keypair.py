@@ -471,15 +471,13 @@ def create_key_pair(client: Any, name: str, tags: Optional[Mapping[str, str]], g
                 continue
             if error.code not in AMBIGUOUS_CODES:
                 raise
-            if client.get_key_pair(name, include_public_key=False) is not None:
-                delete_key_pair(client, name)
-                if last:
-                    raise EcsApiError(code=error.code, action="CreateKeyPair", request_id=error.request_id,
-                                      http_status=error.http_status,
-                                      message=f"{error.message}; the reply with the private key was lost, and the "
-                                              "key pair it created was deleted again (nobody holds its private "
-                                              "key); running the task again is safe") from None
-            elif last:
+            if _remove_orphan(client, name, error) and last:
+                raise EcsApiError(code=error.code, action="CreateKeyPair", request_id=error.request_id,
+                                  http_status=error.http_status,
+                                  message=f"{error.message}; the reply with the private key was lost, and the "
+                                          "key pair it created was deleted again (nobody holds its private "
+                                          "key); running the task again is safe") from None
+            if last:
                 raise
             client.pause(attempt)
     if reply is None:  # pragma: no cover - the loop either breaks with a reply or raises
@@ -507,6 +505,25 @@ def create_key_pair(client: Any, name: str, tags: Optional[Mapping[str, str]], g
                                f"{target.path} ({exc.strerror or type(exc).__name__}); the private key is not shown "
                                f"and is lost; {outcome}") from None
     return reply, private
+
+
+def _remove_orphan(client: Any, name: str, lost: EcsApiError) -> bool:
+    """After a lost CreateKeyPair reply: delete what it may have created. True when it had.
+
+    DeleteKeyPairs is called straight away rather than after a DescribeKeyPairs: the delete
+    answers 'was it there' by itself, and it must happen even when reads keep failing, since a
+    key pair left behind here has no private key anywhere. The caller only creates names it has
+    just seen absent, so what is deleted here is what the lost call made.
+    """
+    try:
+        return delete_key_pair(client, name)
+    except EcsApiError as error:
+        raise EcsApiError(code=lost.code, action="CreateKeyPair", request_id=lost.request_id,
+                          http_status=lost.http_status,
+                          message=f"{lost.message}; the reply with the private key was lost, and deleting what "
+                                  f"it may have created failed too ({error.code}, request id {error.request_id}): "
+                                  f"key pair {name} may exist with nobody holding its private key; delete it "
+                                  "(state=absent) and run the task again") from None
 
 
 class Plan:

@@ -130,6 +130,43 @@ def test_lost_create_reply_deletes_the_orphan_and_creates_again(fake_ecs, run_mo
     assert public_key_from_private(path.read_text()).identity() == fake_ecs.store["deploy"]["PublicKey"]
 
 
+def test_lost_create_request_finds_nothing_to_delete_and_creates_again(fake_ecs, run_module, tmp_path):
+    lost = EcsApiError(code="ConnectionError", message="connection reset", sent=True)
+    fake_ecs.failures.append(("CreateKeyPair", lost, "before"))
+    path = tmp_path / "k.pem"
+    result, _out = run_module(ecs_keypair.main, {"name": "deploy", "private_key_path": str(path)})
+    assert result["changed"] is True
+    assert mutations(fake_ecs.log) == ["CreateKeyPair", "DeleteKeyPairs", "CreateKeyPair"]
+    assert public_key_from_private(path.read_text()).identity() == fake_ecs.store["deploy"]["PublicKey"]
+
+
+def test_lost_create_reply_cleaned_up_even_while_reads_fail(fake_ecs, run_module, tmp_path):
+    """No DescribeKeyPairs stands between the lost reply and the delete of what it made."""
+    lost = EcsApiError(code="InternalError", message="backend error", http_status=500, sent=True)
+    fake_ecs.failures.append(("CreateKeyPair", lost, "after"))
+    path = tmp_path / "k.pem"
+    result, _out = run_module(ecs_keypair.main, {"name": "deploy", "private_key_path": str(path)})
+    assert result["changed"] is True
+    calls = [action for action, _params in fake_ecs.log]
+    first_create = calls.index("CreateKeyPair")
+    assert calls[first_create + 1] == "DeleteKeyPairs"
+    assert public_key_from_private(path.read_text()).identity() == fake_ecs.store["deploy"]["PublicKey"]
+
+
+def test_lost_create_reply_and_failed_cleanup_name_the_orphan(fake_ecs, run_module, tmp_path):
+    lost = EcsApiError(code="ConnectionError", message="connection reset", sent=True)
+    refused = EcsApiError(code="Throttling", message="slow down", http_status=400, request_id="RID-7")
+    fake_ecs.failures.append(("CreateKeyPair", lost, "after"))
+    fake_ecs.failures.append(("DeleteKeyPairs", refused, "before"))
+    path = tmp_path / "k.pem"
+    result, out = run_module(ecs_keypair.main, {"name": "deploy", "private_key_path": str(path)})
+    assert result["failed"]
+    assert "key pair deploy may exist with nobody holding its private key" in result["msg"]
+    assert "Throttling" in result["msg"] and "RID-7" in result["msg"]
+    assert "PRIVATE KEY" not in out
+    assert os.listdir(tmp_path) == []
+
+
 def test_api_errors_report_code_and_request_id(fake_ecs, run_module, tmp_path):
     fake_ecs.failures.append(("CreateKeyPair", EcsApiError(code="QuotaExceed.KeyPair", message="quota", http_status=403,
                                                            request_id="RID-42", action="CreateKeyPair"), "before"))
