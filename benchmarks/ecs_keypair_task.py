@@ -7,7 +7,7 @@
    callback records each task's wall time; medians and ratios to ping are reported
    (goal: ecs_keypair at most 1.3x ping).
 2. API economy: N key pairs listed (ecs_keypair_info's code), deleted (ecs_keypair
-   state=absent, the collection's only way to delete, once per name) and one key pair attached
+   state=absent with names, one task for all of them) and one key pair attached
    to N instances (ecs_keypair_attach's code), against the emulator; the requests are counted
    by action in the emulator's request log and set against the fewest the API allows
    (ceil(N/50) DescribeKeyPairs pages, ceil(N/100) DeleteKeyPairs, ceil(N/50) AttachKeyPair).
@@ -159,10 +159,9 @@ def _list(emulator: Emulator, pattern: str, size: int) -> None:
 
 
 def _delete(emulator: Emulator, names: list) -> None:
-    keypair = module_utils("_keypair")
-    client = emulator.client()
-    for name in names:
-        keypair.ensure_absent(client, {"name": name}, False)
+    result = module_utils("_keypair").ensure_absent_many(emulator.client(), {"names": names}, False)
+    if result["deleted"] != names:
+        raise SystemExit(f"the bulk delete deleted {len(result['deleted'])} of {len(names)} key pairs")
 
 
 def _attach(emulator: Emulator, name: str, instance_ids: list) -> None:

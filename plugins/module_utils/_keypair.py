@@ -775,11 +775,122 @@ def ensure_absent(client: Any, params: Mapping[str, Any], check_mode: bool) -> D
 
 
 # ---------------------------------------------------------------------------------------------
+# Deleting many key pairs in one task: DeleteKeyPairs takes up to 100 names a call.
+
+MAX_DELETE_NAMES = 100
+# Up to this many names, each is looked up on its own (one DescribeKeyPairs / DescribeInstances
+# per name); beyond it one paged listing of the region (50 key pairs, 100 instances a page) is
+# cheaper.
+PER_NAME_LOOKUPS = 5
+
+
+def unique_names(names: List[str]) -> List[str]:
+    """The names in their first order, each once, every one checked before any call."""
+    seen: List[str] = []
+    for name in names:
+        validate_name(name, option="names")
+        if name not in seen:
+            seen.append(name)
+    return seen
+
+
+def existing_key_pairs(client: Any, names: List[str]) -> Dict[str, Dict[str, Any]]:
+    """{name: item} for those of the names that exist."""
+    if len(names) <= PER_NAME_LOOKUPS:
+        items = (client.get_key_pair(name) for name in names)
+        return {item["KeyPairName"]: item for item in items if item is not None}
+    wanted = set(names)
+    return {item["KeyPairName"]: item for item in client.describe_key_pairs()
+            if isinstance(item, dict) and item.get("KeyPairName") in wanted}
+
+
+def instances_by_key_pair(client: Any, names: List[str]) -> Dict[str, List[Dict[str, Any]]]:
+    """{name: instances holding it} for the names (absent when none holds it)."""
+    if len(names) <= PER_NAME_LOOKUPS:
+        holders = {name: client.instances_holding(name) for name in names}
+        return {name: items for name, items in holders.items() if items}
+    wanted = set(names)
+    grouped: Dict[str, List[Dict[str, Any]]] = {}
+    for instance in client.describe_instances():
+        if isinstance(instance, dict) and instance.get("KeyPairName") in wanted:
+            grouped.setdefault(instance["KeyPairName"], []).append(instance)
+    return grouped
+
+
+def delete_batch(client: Any, batch: List[str]) -> None:
+    """DeleteKeyPairs for up to 100 names that existed a moment ago.
+
+    The call is all or nothing: one missing name (an earlier try whose reply was lost, or
+    someone else's delete) fails the batch, so then the names still there are deleted again.
+    """
+    try:
+        client.call("DeleteKeyPairs", {"KeyPairNames": json_list(batch)})
+    except EcsApiError as error:
+        if error.code not in NOT_FOUND_CODES:
+            raise
+        still_there = existing_key_pairs(client, batch)
+        left = [name for name in batch if name in still_there]
+        if left:
+            client.call("DeleteKeyPairs", {"KeyPairNames": json_list(left)})
+
+
+def _deleted_so_far(error: EcsApiError, done: List[str], total: int) -> EcsApiError:
+    """The error of a failed batch, saying how far the task got; a re-run deletes the rest."""
+    progress = (f"{len(done)} of {total} key pairs were deleted before this call failed"
+                if done else "no key pair was deleted")
+    return EcsApiError(code=error.code, action=error.action or "DeleteKeyPairs", request_id=error.request_id,
+                       http_status=error.http_status,
+                       message=f"{error.message}; {progress}; running the task again deletes the rest")
+
+
+def ensure_absent_many(client: Any, params: Mapping[str, Any], check_mode: bool) -> Dict[str, Any]:
+    """state=absent with names: ceil(N/100) DeleteKeyPairs, after reads that find what exists."""
+    names = unique_names(list(params["names"]))
+    found = existing_key_pairs(client, names) if names else {}
+    targets = [name for name in names if name in found]
+    result: Dict[str, Any] = {"changed": bool(targets), "action": "deleted" if targets else "absent",
+                              "key_pair": {}, "deleted": targets}
+    holders = instances_by_key_pair(client, targets) if targets else {}
+    detach = bool(params.get("detach_instances"))
+    if targets and not check_mode:
+        if detach:
+            for name in targets:
+                if name in holders:
+                    attach_or_detach(client, "DetachKeyPair", name, [str(i.get("InstanceId")) for i in holders[name]])
+        done: List[str] = []
+        for batch in chunks(targets, MAX_DELETE_NAMES):
+            try:
+                delete_batch(client, batch)
+            except EcsApiError as error:
+                if error.code == ATTACHED_CODE:
+                    attached = [name for name in batch if name in holders] or batch
+                    raise KeypairError(f"ECS refuses to delete key pairs that instances hold ({error.code}, request "
+                                       f"id {error.request_id}): {', '.join(attached[:10])}; "
+                                       f"{len(done)} of {len(targets)} were deleted before; set "
+                                       "detach_instances=true to detach them first") from None
+                raise _deleted_so_far(error, done, len(targets)) from None
+            done.extend(batch)
+    held = [name for name in targets if name in holders]
+    if held:
+        count = sum(len(holders[name]) for name in held)
+        result["warnings"] = [
+            f"{len(held)} key pair(s) ({', '.join(held[:10])}) were held by {count} instance(s): "
+            + ("they were detached first; it takes effect when each instance restarts" if detach else
+               "they keep using them and the names stay taken until they are detached")]
+    include = params.get("include_instances")
+    result["key_pairs"] = [describe_result(found[name], name=name,
+                                           instances=[instance_summary(i) for i in holders.get(name, [])]
+                                           if include else None) for name in targets]
+    result["diff"] = {"before": {"key_pairs": {name: diff_view(found[name]) for name in targets}},
+                      "after": {"key_pairs": {}}}
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
 # ecs_keypair_info
 
-# Up to this many key pairs, their instances are looked up one DescribeInstances per key pair;
-# beyond it, one paged listing of every instance (100 a page) is cheaper.
-PER_KEY_INSTANCE_LOOKUPS = 5
+# (The same trade-off as PER_NAME_LOOKUPS, for the instances of the key pairs found.)
+PER_KEY_INSTANCE_LOOKUPS = PER_NAME_LOOKUPS
 
 
 def list_key_pairs(client: Any, params: Mapping[str, Any]) -> List[Dict[str, Any]]:
@@ -791,12 +902,20 @@ def list_key_pairs(client: Any, params: Mapping[str, Any]) -> List[Dict[str, Any
     include_public_key = params.get("include_public_key", True)
     filters = dict(fingerprint=params.get("fingerprint"), resource_group_id=params.get("resource_group_id"),
                    tags=tags, include_public_key=include_public_key)
+    exact = [name for name in names if "*" not in name]
+    queries: List[Optional[str]] = [name for name in names if "*" in name]
+    # Many exact names: one paged listing of the region beats one call per name.
+    many_exact = len(exact) > PER_NAME_LOOKUPS
+    exact_set = set(exact)
+    queries += [None] if many_exact or not names else exact
     found: Dict[str, Dict[str, Any]] = {}
-    for name in names or [None]:
-        for item in client.describe_key_pairs(name=name, **filters):
+    for query in queries:
+        for item in client.describe_key_pairs(name=query, **filters):
             if not isinstance(item, dict) or "KeyPairName" not in item:
                 continue
-            if name is not None and "*" not in name and item["KeyPairName"] != name:
+            if query is None and many_exact and item["KeyPairName"] not in exact_set:
+                continue
+            if query is not None and "*" not in query and item["KeyPairName"] != query:
                 continue  # exact names are exact, whatever the service does with them
             found.setdefault(item["KeyPairName"], item)
     items = [found[key] for key in sorted(found)]

@@ -37,12 +37,23 @@ options:
     description:
       - The key pair name. 2 to 128 characters, starting with a letter; letters, digits, V(.), V(:),
         V(_) and V(-); not starting with C(http://) or C(https://).
+      - One of O(name) and O(names) is required.
     type: str
-    required: true
     aliases: [key_pair_name]
+  names:
+    description:
+      - Several key pairs to delete in one task, with O(state=absent) only. Each name follows the rules of O(name)
+        (no wildcards).
+      - Those that exist are deleted up to 100 names per DeleteKeyPairs call; names that do not exist are skipped.
+        Up to 5 names are looked up one by one, more with one paged listing of the region's key pairs (and of its
+        instances, to report or detach the instances that hold them).
+      - When a call fails part way, the error says how many were deleted; running the task again deletes the rest.
+    type: list
+    elements: str
+    aliases: [key_pair_names]
   state:
     description:
-      - V(present) makes sure the key pair exists; V(absent) deletes it (DeleteKeyPairs).
+      - V(present) makes sure the key pair exists; V(absent) deletes it, or those of O(names) (DeleteKeyPairs).
     type: str
     choices: [present, absent]
     default: present
@@ -174,6 +185,11 @@ EXAMPLES = r"""
     state: absent
     detach_instances: true
 
+- name: Delete many key pairs in few calls (100 names per DeleteKeyPairs)
+  sshkeys.ecs.ecs_keypair:
+    names: "{{ retired_key_pairs }}"
+    state: absent
+
 - name: Credentials once for all tasks of the collection
   module_defaults:
     group/sshkeys.ecs.ecs:
@@ -194,7 +210,7 @@ action:
   type: str
   sample: created
 key_pair:
-  description: The key pair as the service reports it after the task (empty when absent).
+  description: The key pair as the service reports it after the task (empty when absent, and with O(names)).
   returned: always
   type: dict
   contains:
@@ -241,6 +257,19 @@ key_pair:
       type: list
       elements: dict
       returned: when O(include_instances=true)
+deleted:
+  description: The names of O(names) that existed and were deleted (in check mode, would be deleted).
+  returned: with O(names)
+  type: list
+  elements: str
+  sample: [ci-2025, deploy-old]
+key_pairs:
+  description:
+    - The key pairs of O(names) that existed before the task, as the service reported them, with the fields of
+      RV(key_pair) (and their instances with O(include_instances=true)).
+  returned: with O(names)
+  type: list
+  elements: dict
 private_key:
   description:
     - The unencrypted private key of a key pair created by this task. Protect it - set C(no_log) to C(true) on the task.
@@ -256,6 +285,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_module import Ecs
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair import (
     KeypairError,
     ensure_absent,
+    ensure_absent_many,
     ensure_present,
 )
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import looks_like_private_key
@@ -263,7 +293,8 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import looks_
 
 def argument_spec() -> dict:
     return dict(
-        name=dict(type="str", required=True, aliases=["key_pair_name"]),
+        name=dict(type="str", aliases=["key_pair_name"]),
+        names=dict(type="list", elements="str", aliases=["key_pair_names"]),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         public_key=dict(type="str", no_log=False),
         public_key_path=dict(type="path", no_log=False),
@@ -285,10 +316,16 @@ def argument_spec() -> dict:
 
 def main() -> None:
     module = EcsModule(argument_spec(), supports_check_mode=True,
-                       mutually_exclusive=[("public_key", "public_key_path")])
+                       mutually_exclusive=[("public_key", "public_key_path"), ("name", "names")],
+                       required_one_of=[("name", "names")])
 
     def run(m: EcsModule) -> dict:
-        handler = ensure_present if m.params["state"] == "present" else ensure_absent
+        if m.params["names"] is not None and m.params["state"] != "absent":
+            m.fail("names is for state=absent only; give one key pair in name to create or import it")
+        if m.params["state"] == "present":
+            handler = ensure_present
+        else:
+            handler = ensure_absent if m.params["names"] is None else ensure_absent_many
         # A private key pasted into public_key is refused below; the echo of the task's
         # arguments (-vvv) must not show it either.
         if m.params["public_key"] and looks_like_private_key(m.params["public_key"]):

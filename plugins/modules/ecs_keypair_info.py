@@ -30,6 +30,8 @@ options:
     description:
       - Key pair names. A name with C(*) is a pattern (C(*) matches any characters); a name without it matches exactly.
       - Not set means every key pair of the region.
+      - Each pattern, and up to 5 exact names, costs one DescribeKeyPairs query (50 key pairs a page); more exact
+        names are found in one paged listing of the region.
     type: list
     elements: str
     default: []

@@ -112,11 +112,14 @@ class FakeEcs(EcsClient):
         return {"TotalCount": len(items), "PageNumber": number, "PageSize": size, "KeyPairs": {"KeyPair": page}}
 
     def _DeleteKeyPairs(self, params):
-        for name in json.loads(params["KeyPairNames"]):
+        names = json.loads(params["KeyPairNames"])
+        # All or nothing, as the emulator: every name is checked before any is deleted.
+        for name in names:
             if name not in FakeEcs.store:
                 raise _error("InvalidKeyPair.NotFound", 404)
             if FakeEcs.strict_delete and any(i["KeyPairName"] == name for i in FakeEcs.instances.values()):
                 raise _error("InvalidParameter.KeypairAlreadyAttachedInstance")
+        for name in names:
             del FakeEcs.store[name]
         return {}
 

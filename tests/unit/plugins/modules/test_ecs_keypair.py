@@ -418,6 +418,117 @@ def test_absent_attached_strict_behaviour_fails_clearly_then_detach_works(fake_e
     assert fake_ecs.instances["i-1"]["KeyPairName"] == ""
 
 
+# ---------------------------------------------------------------------------------------------
+# state=absent with names: DeleteKeyPairs in batches of 100.
+
+
+def calls_of(fake_ecs, action):
+    return [params for name, params in fake_ecs.log if name == action]
+
+
+@pytest.fixture()
+def many_key_pairs(fake_ecs, run_module):
+    def _make(count, prefix="kp"):
+        line, _pem = new_public_key()
+        names = [f"{prefix}{index:03d}" for index in range(count)]
+        for name in names:
+            run_module(ecs_keypair.main, {"name": name, "public_key": line})
+        fake_ecs.log.clear()
+        return names
+    return _make
+
+
+def test_names_delete_in_batches_of_100_and_skip_missing(fake_ecs, run_module, many_key_pairs):
+    names = many_key_pairs(230)
+    keep = "other01"
+    run_module(ecs_keypair.main, {"name": keep, "public_key": new_public_key()[0]})
+    fake_ecs.log.clear()
+    wanted = names + ["missing01", names[0]]
+    result, _out = run_module(ecs_keypair.main, {"names": wanted, "state": "absent"}, check=True, diff=True)
+    assert result["changed"] and result["deleted"] == names and len(fake_ecs.store) == 231
+    assert set(result["diff"]["before"]["key_pairs"]) == set(names) and result["diff"]["after"] == {"key_pairs": {}}
+    assert mutations(fake_ecs.log) == []
+    fake_ecs.log.clear()
+    result, _out = run_module(ecs_keypair.main, {"names": wanted, "state": "absent"})
+    assert result["changed"] and result["action"] == "deleted" and result["deleted"] == names
+    assert [len(json.loads(p["KeyPairNames"])) for p in calls_of(fake_ecs, "DeleteKeyPairs")] == [100, 100, 30]
+    # One paged listing of the region instead of one lookup per name: 231 key pairs, 50 a page.
+    assert len(calls_of(fake_ecs, "DescribeKeyPairs")) == 5
+    assert list(fake_ecs.store) == [keep]
+    assert [k["name"] for k in result["key_pairs"]] == names and result["key_pairs"][0]["fingerprint_sha256"]
+    result, _out = run_module(ecs_keypair.main, {"names": wanted, "state": "absent"})
+    assert result["changed"] is False and result["action"] == "absent" and result["deleted"] == []
+
+
+def test_names_few_are_looked_up_one_by_one(fake_ecs, run_module, many_key_pairs):
+    names = many_key_pairs(3)
+    result, _out = run_module(ecs_keypair.main, {"names": names, "state": "absent"})
+    assert result["deleted"] == names and fake_ecs.store == {}
+    assert [name for name, _p in fake_ecs.log] == ["DescribeKeyPairs"] * 3 + ["DescribeInstances"] * 3 + ["DeleteKeyPairs"]
+
+
+def test_names_lost_delete_reply_deletes_the_rest_of_the_batch(fake_ecs, run_module, many_key_pairs):
+    names = many_key_pairs(8)
+    # The fake deletes the first name, then the batch fails as if the reply was lost on retry.
+    gone = EcsApiError(code="InvalidKeyPair.NotFound", message="gone", http_status=404)
+    fake_ecs.failures.append(("DeleteKeyPairs", gone, "before"))
+    del fake_ecs.store[names[0]]
+    result, _out = run_module(ecs_keypair.main, {"names": names, "state": "absent"})
+    assert result["changed"] and fake_ecs.store == {}
+    assert json.loads(calls_of(fake_ecs, "DeleteKeyPairs")[-1]["KeyPairNames"]) == names[1:]
+
+
+def test_names_failure_part_way_says_how_far_and_a_rerun_finishes(fake_ecs, run_module, many_key_pairs,
+                                                                   monkeypatch):
+    names = many_key_pairs(150)
+    refused = EcsApiError(code="Throttling", message="slow down", http_status=400, request_id="RID-9")
+    original = fake_ecs._DeleteKeyPairs
+    tries = []
+
+    def second_batch_throttled(self, params):
+        tries.append(params)
+        if len(tries) == 2:
+            raise refused
+        return original(self, params)
+    monkeypatch.setattr(fake_ecs, "_DeleteKeyPairs", second_batch_throttled)
+    result, _out = run_module(ecs_keypair.main, {"names": names, "state": "absent"})
+    assert result["failed"] and "100 of 150 key pairs were deleted" in result["msg"] and "RID-9" in result["msg"]
+    assert sorted(fake_ecs.store) == names[100:]
+    result, _out = run_module(ecs_keypair.main, {"names": names, "state": "absent"})
+    assert result["changed"] and result["deleted"] == names[100:] and fake_ecs.store == {}
+
+
+def test_names_attached_warn_or_detach(fake_ecs, run_module, many_key_pairs):
+    names = many_key_pairs(7)
+    fake_ecs.instances["i-1"] = {"InstanceId": "i-1", "KeyPairName": names[2]}
+    fake_ecs.strict_delete = True
+    result, _out = run_module(ecs_keypair.main, {"names": names, "state": "absent"})
+    assert result["failed"] and names[2] in result["msg"] and "detach_instances=true" in result["msg"]
+    assert len(fake_ecs.store) == 7
+    fake_ecs.log.clear()
+    result, _out = run_module(ecs_keypair.main, {"names": names, "state": "absent", "detach_instances": True,
+                                                 "include_instances": True})
+    assert result["changed"] and fake_ecs.store == {} and mutations(fake_ecs.log) == ["DetachKeyPair", "DeleteKeyPairs"]
+    assert any("detached first" in w for w in result["warnings"])
+    held = [k for k in result["key_pairs"] if k["instances"]]
+    assert [k["name"] for k in held] == [names[2]] and held[0]["instances"][0]["instance_id"] == "i-1"
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"names": ["ok-name", "http://x"], "state": "absent"}, "names must not start with http"),
+    ({"names": ["ok-name", "bad*"], "state": "absent"}, "names 'bad*' may hold only"),
+    ({"names": ["a"], "state": "absent"}, "names must be 2 to 128"),
+    ({"names": ["ok-name"]}, "names is for state=absent only"),
+    ({"names": ["ok-name"], "name": "ok-name", "state": "absent"}, "mutually exclusive"),
+    ({"state": "absent"}, "one of the following is required: name, names"),
+])
+def test_names_bad_input_changes_nothing(fake_ecs, run_module, many_key_pairs, args, message):
+    many_key_pairs(1)
+    result, _out = run_module(ecs_keypair.main, args)
+    assert result["failed"] and message in result["msg"]
+    assert mutations(fake_ecs.log) == [] and len(fake_ecs.store) == 1
+
+
 def test_partial_attach_failures_are_not_lost():
     class Client:
         def call(self, action, params):

@@ -73,6 +73,24 @@ def test_many_key_pairs_list_instances_once(fake_ecs, run_module):
     assert [a for a, _p in fake_ecs.log].count("DescribeInstances") == 1
 
 
+def test_many_exact_names_are_found_in_one_listing(fake_ecs, run_module):
+    seed(fake_ecs, 60)
+    seed(fake_ecs, 2, prefix="db")
+    wanted = [f"k{index:03d}" for index in range(0, 60, 6)] + ["missing"]
+    result, _out = run_module(ecs_keypair_info.main, {"names": wanted + ["db*"]})
+    assert [k["name"] for k in result["key_pairs"]] == ["db000", "db001"] + wanted[:-1]
+    queries = [p.get("KeyPairName") for a, p in fake_ecs.log if a == "DescribeKeyPairs"]
+    # the pattern once, then the region's 62 key pairs in two pages
+    assert queries == ["db*", None, None]
+
+
+def test_few_exact_names_are_looked_up_one_by_one(fake_ecs, run_module):
+    seed(fake_ecs, 60)
+    result, _out = run_module(ecs_keypair_info.main, {"names": ["k001", "k002"]})
+    assert [k["name"] for k in result["key_pairs"]] == ["k001", "k002"]
+    assert [p.get("KeyPairName") for a, p in fake_ecs.log if a == "DescribeKeyPairs"] == ["k001", "k002"]
+
+
 def test_bad_pattern_fails_before_any_call(fake_ecs, run_module):
     result, _out = run_module(ecs_keypair_info.main, {"names": ["bad name*"]})
     assert result["failed"] and "may hold only" in result["msg"] and fake_ecs.log == []
