@@ -478,8 +478,8 @@ def test_names_lost_delete_reply_deletes_the_rest_of_the_batch(fake_ecs, run_mod
     assert json.loads(calls_of(fake_ecs, "DeleteKeyPairs")[-1]["KeyPairNames"]) == names[1:]
 
 
-def test_names_failure_part_way_says_how_far_and_a_rerun_finishes(fake_ecs, run_module, many_key_pairs,
-                                                                   monkeypatch):
+def test_names_failing_part_way_say_how_far_and_a_rerun_finishes(fake_ecs, run_module, many_key_pairs,
+                                                                 monkeypatch):
     names = many_key_pairs(150)
     refused = EcsApiError(code="Throttling", message="slow down", http_status=400, request_id="RID-9")
     original = fake_ecs._DeleteKeyPairs
