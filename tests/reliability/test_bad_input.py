@@ -135,6 +135,11 @@ CASES = [
     Case("name-newline", KP, lambda c: {"name": "key\nname"}, r"may hold only"),
     Case("name-unicode", KP, lambda c: {"name": "ключ-1"}, r"may hold only|must start with a letter"),
     Case("name-wildcard", KP, lambda c: {"name": "key*"}, r"may hold only"),
+    Case("names-wildcard", KP, lambda c: {"names": ["kp-a", "kp-*"], "state": "absent"}, r"may hold only"),
+    Case("names-with-present", KP, lambda c: {"names": ["kp-a"], "public_key": c.user_key.public},
+         r"names is for state=absent only"),
+    Case("names-and-name", KP, lambda c: {"names": ["kp-a"], "name": "kp-a", "state": "absent"},
+         r"mutually exclusive"),
     # --- ecs_keypair: public keys
     Case("pubkey-garbage", KP, lambda c: {"name": "kp-a", "public_key": "hello world"}, r"not a valid public key"),
     Case("pubkey-private-text", KP, lambda c: {"name": "kp-a", "public_key": c.user_key.private},
