@@ -324,10 +324,22 @@ class Report:
                 + ("; 1-minute load as each section started: "
                    + ", ".join(f"{name} {load:.1f}" for name, load in self.results["load"].items())
                    if self.results.get("load") else ""),
-                f"- The machine is shared: other people's builds and test runs (ansible-test, Molecule, podman) "
-                f"ran on the same {box['cpus']} cores during this run, so absolute times are noisy and higher than on an idle "
-                "machine. The ratios compare runs taken side by side, interleaved, in the same minutes, and "
-                "are the figures to read."] + self._single_runs()
+                self._load_note(box)] + self._single_runs()
+
+    def _load_note(self, box: dict) -> str:
+        """How far to trust the absolute times, judged by the load as each section started.
+
+        The load at the end is left out: the rotation section's own containers and forks raise it.
+        """
+        loads = [box["load_before"][0]] + list((self.results.get("load") or {}).values())
+        side_by_side = ("The ratios compare runs taken side by side, interleaved, in the same minutes, "
+                        "and are the figures to read.")
+        if max(loads) > box["cpus"]:
+            return (f"- The machine was busy: other jobs ran on the same {box['cpus']} cores during this run "
+                    f"(1-minute load up to {max(loads):.1f}), so absolute times are noisy and higher than on an "
+                    f"idle machine. {side_by_side}")
+        return (f"- The machine was quiet: the 1-minute load was at most {max(loads):.1f} on {box['cpus']} cores "
+                f"as each section started, so the absolute times are those of an idle machine. {side_by_side}")
 
     def _single_runs(self) -> list:
         """A warning when a crowded machine left the SSH sections with one run per mode."""
