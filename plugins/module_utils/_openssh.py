@@ -28,6 +28,9 @@ __all__ = [
     'public_key_from_private',
     'generate_private_key',
     'looks_like_private_key',
+    'may_hold_key_material',
+    'quote_input',
+    'redact_key_material',
     'fingerprint_blob',
     'FINGERPRINT_ALGORITHMS',
     'MAX_LINE_LENGTH',
@@ -461,6 +464,52 @@ def looks_like_private_key(text: str | bytes) -> bool:
     if not isinstance(text, str):
         return False
     return _PRIVATE_MARKERS.search(text) is not None
+
+
+# A base64 run this long could be a piece of a private key (a PEM body line has 64 characters, an
+# OpenSSH one 70, and the last line of a block is shorter); words, ids and host names are shorter
+# or broken up by '-', '.' and '@'.
+_BASE64_RUN = re.compile(r'[A-Za-z0-9+/]{20,}={0,2}')
+WITHHELD = '(withheld: it may hold private key material)'
+
+
+def may_hold_key_material(text: str | bytes) -> bool:
+    """True when text holds private key armour, or a base64 run long enough to be part of a key.
+
+    Broader than ``looks_like_private_key``: the body lines of a private key block carry no
+    marker, so text meant for output (a comment, an option value, a line of a file) that holds
+    any long base64 run is treated as if it were one.
+    """
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode('latin-1')
+    if not isinstance(text, str):
+        return False
+    return looks_like_private_key(text) or _BASE64_RUN.search(text) is not None
+
+
+def redact_key_material(text: str) -> str:
+    """text with private key armour lines and long base64 runs replaced, for output only."""
+    if looks_like_private_key(text):
+        return WITHHELD
+    return _BASE64_RUN.sub('(withheld)', text)
+
+
+def quote_input(value: object, limit: int = 64) -> str:
+    """A value a user gave, fit to be quoted in an error message.
+
+    Short text that cannot be key material is quoted (control characters escaped by ``repr``);
+    anything else is described by its type and length, never shown: an error that quoted a
+    piece of a pasted private key would slip past the masking of the whole value.
+    """
+    if isinstance(value, bytes):
+        return f'({len(value)} bytes)'
+    if not isinstance(value, str):
+        return f'(a {type(value).__name__})'
+    if may_hold_key_material(value):
+        return f'(a {len(value)}-character value that may hold key material, not shown)'
+    if len(value) > limit:
+        return f'(a {len(value)}-character value, not shown)'
+    return repr(value)
 
 
 def parse_public_key(text: str | bytes) -> PublicKey:
