@@ -175,8 +175,11 @@ class ActionModule(ActionBase):
                     raise StepFailed("new_key_login", f"the new key {new_fp} did not log in as {target.user} at "
                                      f"{self._where(target)}: {outcome.detail}")
                 verification["new_key_login"] = True
+            # The run's backup goes with the removal, unless the old-key check may still need it.
+            keep_backup = params["verify_old_key_rejected"]
             removed = self._step("remove_old", dict(params, backup=params["backup"] and not added.get("backup_file")),
-                                 task_vars, check_mode=False)
+                                 task_vars, check_mode=False,
+                                 extra=None if keep_backup else {"_run_backup": added.get("run_backup")})
             if removed.get("failed"):
                 raise StepFailed("remove_old", f"removing the old key failed: {removed.get('msg')}")
             if removed.get("written"):
@@ -197,12 +200,21 @@ class ActionModule(ActionBase):
                     raise StepFailed("old_key_rejected", f"could not prove that the old key {old_fp} is refused: "
                                      f"{outcome.detail}")
                 verification["old_key_rejected"] = True
+                self._step("forget", params, task_vars, extra={"_run_backup": added.get("run_backup")},
+                           check_mode=False)
         except Exception as exc:  # pylint: disable=broad-exception-caught
             # Whatever went wrong after the add step, the file goes back before the error is
             # reported: an unexpected error must not leave the rotation half done.
             if not isinstance(exc, StepFailed):
                 exc = StepFailed("internal", f"unexpected {type(exc).__name__} during the rotation: {exc}")
             failed = self._roll_back(params, added, written, task_vars, exc)
+            if failed.pop("completed", False):
+                # Only the removal's answer was lost: the host shows the rotation done, and the
+                # new key proved itself before the removal ran.
+                summary.update(removed=added.get("old_keys", []), warnings=[
+                    f"{exc}; the host shows the removal completed before the connection dropped: the rotation is "
+                    "done (the new key logged in before the old one was removed)"])
+                failed = summary
             if verification:
                 failed["verification"] = verification
             return failed
@@ -215,12 +227,14 @@ class ActionModule(ActionBase):
         result: Dict[str, Any] = {"failed": True, "changed": False, "step": error.step, "rolled_back": False,
                                   "path": added.get("path"), "user": params["user"]}
         restored = self._step("restore", params, task_vars,
-                              extra={"_original": added["original"], "_written": written}, check_mode=False)
+                              extra={"_run_backup": added.get("run_backup"), "_written": written}, check_mode=False)
         if restored.get("failed"):
             result["msg"] = (f"{error}. Restoring {added.get('path')} failed too ({restored.get('msg')}): the old key "
                              "is still in the file unless the failure was after its removal; check the host")
             result["changed"] = True
             return result
+        if restored.get("restored") == "completed":
+            return {"completed": True}
         result["rolled_back"] = True
         result["msg"] = f"{error}. {added.get('path')} was put back as it was; the old key still works"
         return result

@@ -2,59 +2,52 @@
 # Copyright: contributors to the sshkeys.ecs collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Private to the sshkeys.ecs collection: the authorized_keys file model and its safe writer.
+"""Private to the sshkeys.ecs collection: the authorized_keys file model.
 
-Two halves, both standard library only because they run on managed hosts:
+``AuthorizedKeys`` is a lossless model of the file. ``AuthorizedKeys.parse(text).render() ==
+text`` for every input, whatever it holds (comments, blank lines, options with quoted commas
+and spaces, CRLF line ends, no final newline, lines sshd would not understand). Keys are
+identified by type and blob (``identity()``, the text ``"<type> <canonical base64>"``); edits
+happen in memory and only the lines they name are re-rendered.
 
-* ``AuthorizedKeys``: a lossless model of the file. ``AuthorizedKeys.parse(text).render() ==
-  text`` for every input, whatever it holds (comments, blank lines, options with quoted commas
-  and spaces, CRLF line ends, no final newline, lines sshd would not understand). Keys are
-  identified by type and blob (``identity()``, the text ``"<type> <canonical base64>"``); edits
-  happen in memory and only the lines they name are re-rendered.
-* ``KeysFile``: opens the directory without following symbolic links (unless asked), takes an
-  advisory lock on a lock file next to the keys file, reads, and writes once: temporary file in
-  the same directory, fsync, rename, fsync of the directory, owner/mode/SELinux context kept.
-  Optional timestamped backup, and restore from such a backup.
+``display_lines`` is the only way file content reaches output (diffs, results): lines that may
+hold private key material are withheld wherever they sit (comments, key comments, options,
+unreadable lines), and control characters and bytes that are not UTF-8 are escaped.
 
-Typical use (read, edit, write under one lock, so concurrent runs cannot lose keys)::
-
-    with KeysFile(path, owner=(uid, gid), create_dir=True) as handle:
-        model = handle.read()
-        model.append(parse_key_line("ssh-ed25519 AAAA... alice"))
-        handle.write(model.render(), backup=True)
+Standard library only: this runs on managed hosts. The file on disk is ``_keys_file``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import errno
-import fcntl
-import os
 import re
-import stat
 import struct
-import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import (
     PublicKey,
     SSHKeyError,
     looks_like_private_key,
+    may_hold_key_material,
     parse_public_key,
+    quote_input,
+    redact_key_material,
 )
 
 __all__ = [
     "AuthorizedKeysError",
     "KeyLine",
     "AuthorizedKeys",
-    "KeysFile",
     "parse_key_line",
     "make_key_line",
+    "check_comment",
     "split_options",
     "validate_options",
-    "read_keys_file",
+    "display_lines",
+    "display_text",
+    "printable",
     "KNOWN_OPTIONS",
 ]
 
@@ -78,9 +71,15 @@ _KEY_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._+]*-[A-Za-z0-9@._+-]*$")  #
 _BASE64_RE = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 _WHITESPACE = " \t"
 _FIELDS_RE = re.compile(r"[ \t]+")
-_BASE64_BODY_RE = re.compile(r"^[A-Za-z0-9+/=]{16,}$")
-
-LOCK_TIMEOUT = 60.0
+# Characters a line given by a user must not hold: sshd stops at a NUL, and escape sequences
+# would be written into the file and echoed raw to terminals. Tab is a field separator.
+_USER_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f\u2028\u2029]")
+# What output escapes: the same, the C1 range, and bytes that were not UTF-8 (surrogateescape).
+_UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\udc80-\udcff]")
+# Lines that open or close a block of key material (PEM, RFC 4716, PuTTY).
+_BLOCK_START = re.compile(r"^(?:-{4,5}\s*BEGIN\b|PuTTY-User-Key-File-)", re.IGNORECASE)
+_BLOCK_END = re.compile(r"^(?:-{4,5}\s*END\b|Private-MAC:)", re.IGNORECASE)
+WITHHELD = "# (line withheld: it may hold private key material)"
 
 
 class AuthorizedKeysError(Exception):
@@ -238,6 +237,9 @@ def validate_options(options: str) -> None:
         return
     if "\n" in options or "\r" in options:
         raise AuthorizedKeysError("options must be on one line", reason="malformed")
+    if _USER_CONTROL.search(options):
+        raise AuthorizedKeysError("options must not hold control characters (NUL, escape, ...): sshd rejects "
+                                  "the whole line", reason="malformed")
     end, problem = _scan_options(options + " ")
     if end is None or end != len(options):
         raise AuthorizedKeysError(
@@ -249,15 +251,15 @@ def validate_options(options: str) -> None:
         lowered = name.lower()
         if lowered not in KNOWN_OPTIONS:
             raise AuthorizedKeysError(
-                f"unknown option {name!r}; sshd knows: {', '.join(sorted(KNOWN_OPTIONS))}",
+                f"unknown option {quote_input(name)}; sshd knows: {', '.join(sorted(KNOWN_OPTIONS))}",
                 reason="malformed",
             )
         if lowered in VALUED_OPTIONS:
             if not sep or len(value) < 2 or not (value.startswith('"') and value.endswith('"')):
-                raise AuthorizedKeysError(f'option {name!r} needs a value in double quotes: {name}="..."',
+                raise AuthorizedKeysError(f'option {lowered} needs a value in double quotes: {lowered}="..."',
                                           reason="malformed")
         elif sep:
-            raise AuthorizedKeysError(f"option {name!r} takes no value", reason="malformed")
+            raise AuthorizedKeysError(f"option {lowered} takes no value", reason="malformed")
 
 
 def _parse_body(body: str) -> dict:
@@ -321,14 +323,24 @@ def make_key_line(key_type: str, key_base64: str, comment: Optional[str] = None,
         raise AuthorizedKeysError(f"invalid key: {problem}", reason="malformed")
     if options:
         validate_options(options)
-    if comment is not None and ("\n" in comment or "\r" in comment):
-        raise AuthorizedKeysError("a key comment must be on one line", reason="malformed")
+    check_comment(comment)
     parts = [options] if options else []
     parts += [key_type, key_base64]
     if comment:
         parts.append(comment)
     return KeyLine(raw=" ".join(parts), eol=eol, kind="key", options=options or None, key_type=key_type,
                    key_base64=key_base64, comment=comment or None, blob=blob, ident=_identity_of(key_type, blob))
+
+
+def check_comment(comment: Optional[str]) -> None:
+    """A comment given by a user: one line, no control characters."""
+    if comment is None:
+        return
+    if "\n" in comment or "\r" in comment:
+        raise AuthorizedKeysError("a key comment must be on one line", reason="malformed")
+    if _USER_CONTROL.search(comment):
+        raise AuthorizedKeysError("a key comment must not hold control characters (NUL, escape sequences, ...)",
+                                  reason="malformed")
 
 
 def parse_key_line(text: str) -> KeyLine:
@@ -345,6 +357,9 @@ def parse_key_line(text: str) -> KeyLine:
     body = text.strip(_WHITESPACE + "\r\n")
     if "\n" in body or "\r" in body:
         raise AuthorizedKeysError("a key must be a single line", reason="malformed")
+    if _USER_CONTROL.search(body):
+        raise AuthorizedKeysError("a key line must not hold control characters (NUL, escape sequences, ...)",
+                                  reason="malformed")
     line = _classify(body, "\n", None)
     if line.kind != "key":
         raise AuthorizedKeysError(f"not a public key line: {line.problem or 'it is empty or a comment'}",
@@ -411,30 +426,6 @@ class AuthorizedKeys:
 
     def invalid(self) -> List[KeyLine]:
         return [line for line in self.lines if line.kind == "invalid"]
-
-    def sensitive(self) -> List[bool]:
-        """For each line, whether its text must never be shown (private key material).
-
-        A marker line is not enough: the body lines of a PEM or PuTTY block are plain base64 and
-        look like nothing in particular, so whole blocks count, and so does any unreadable line
-        that is nothing but base64.
-        """
-        if not any(line.kind == "invalid" for line in self.lines):
-            return [False] * len(self.lines)
-        flags = []
-        in_block = False
-        for line in self.lines:
-            text = line.raw.strip()
-            starts = text.startswith("-----BEGIN") or text.startswith("---- BEGIN") or text.startswith("PuTTY-User-Key-File")
-            if line.kind == "invalid" and (starts or looks_like_private_key(line.raw)):
-                in_block = True
-            flag = line.kind == "invalid" and (in_block or looks_like_private_key(line.raw)
-                                               or bool(_BASE64_BODY_RE.match(text)))
-            flags.append(flag)
-            if in_block and (text.startswith("-----END") or text.startswith("---- END")
-                             or text.startswith("Private-MAC") or line.kind != "invalid"):
-                in_block = False
-        return flags
 
     def find(self, identity: str) -> List[KeyLine]:
         """Every key line for ``identity`` (``"type base64"``, any base64 padding form)."""
@@ -532,425 +523,75 @@ def _normalise_identity(identity: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Reading and writing safely
+# Output: what of the file may be shown
 # --------------------------------------------------------------------------------------------
 
-def _decode(data: bytes) -> str:
-    # surrogateescape: bytes that are not UTF-8 survive the round trip unchanged.
-    return data.decode("utf-8", "surrogateescape")
+def printable(text: str) -> str:
+    """text for output: control characters and bytes that were not UTF-8 as ``\\xNN`` escapes,
+    so that a file cannot put escape sequences on a terminal or break the JSON of a result."""
+    return _UNPRINTABLE.sub(_escape, text)
 
 
-def _encode(text: str) -> bytes:
-    return text.encode("utf-8", "surrogateescape")
+def _escape(match: "re.Match[str]") -> str:
+    code = ord(match.group(0))
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def _os_error(exc: OSError, what: str) -> AuthorizedKeysError:
-    """A clear message for the OS errors users meet, with a reason word for callers."""
-    reasons = {
-        errno.EROFS: ("readonly", "the file system is read-only"),
-        errno.ENOSPC: ("nospace", "no space left on the device"),
-        errno.EDQUOT: ("nospace", "disk quota exceeded"),
-        errno.EACCES: ("permission", "permission denied"),
-        errno.EPERM: ("permission", "operation not permitted"),
-        errno.ELOOP: ("symlink", "a path component is a symbolic link"),
-    }
-    reason, text = reasons.get(exc.errno, ("io", exc.strerror or str(exc)))
-    return AuthorizedKeysError(f"{what}: {text}", reason=reason)
+def shown(text: Optional[str]) -> str:
+    """A field of a key line (comment, options) for output: key material withheld, escaped."""
+    return printable(redact_key_material(text or ""))
 
 
-def _read_fd(fd: int) -> bytes:
-    chunks = []
-    while True:
-        chunk = os.read(fd, 1 << 20)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
+class Shown(NamedTuple):
+    """A line as output may show it: its text, and whether key material was withheld from it."""
+
+    text: str
+    withheld: bool
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+def _display_key(line: KeyLine) -> Shown:
+    if not may_hold_key_material(line.options or "") and not may_hold_key_material(line.comment or ""):
+        return Shown(printable(line.raw), False)
+    parts = [shown(line.options)] if line.options else []
+    parts += [line.key_type, line.key_base64]
+    if line.comment:
+        parts.append(shown(line.comment))
+    return Shown(" ".join(parts), True)
 
 
-def _open_nofollow(name: str, flags: int, dir_fd: int, mode: int = 0o600) -> int:
-    return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+def display_lines(model: AuthorizedKeys) -> List[Shown]:
+    """Each line of the file as output may show it (without its terminator).
 
-
-def _is_symlink_at(name: str, dir_fd: int) -> bool:
-    try:
-        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
-    except FileNotFoundError:
-        return False
-
-
-ContextHook = Callable[[str, str, bool], None]
-"""``hook(temp_path, final_path, existed)``: give ``temp_path`` the SELinux context that
-``final_path`` has (or would get by default when it did not exist). Built by the module layer
-from ansible's helpers; ``None`` where SELinux does not matter."""
-
-
-@dataclass
-class FileState:
-    """What is known about the keys file on disk when it was read."""
-
-    exists: bool
-    uid: Optional[int] = None
-    gid: Optional[int] = None
-    mode: Optional[int] = None
-    data: bytes = b""
-
-
-def _check_owner(st: os.stat_result, allowed_uid: Optional[int], what: str, path: str) -> None:
-    # sshd (StrictModes) accepts files owned by the user or root; anything else means someone
-    # else controls the file, and writing there on the user's behalf would be wrong.
-    if allowed_uid is None:
-        return
-    if st.st_uid not in (allowed_uid, 0):
-        raise AuthorizedKeysError(
-            f"{what} {path} is owned by uid {st.st_uid}, not by the user (uid {allowed_uid}) or root",
-            reason="owner")
-
-
-def read_keys_file(path: str, follow: bool = False, owner_uid: Optional[int] = None) -> FileState:
-    """Read the keys file without a lock and without creating anything (for check mode and info).
-
-    A missing file or directory is ``FileState(exists=False)``. Symbolic links are refused
-    unless ``follow``.
+    A private key block is withheld from its first line to its last, whether its lines are
+    unreadable or turned into comments: the body lines of a PEM or PuTTY block are plain base64
+    and carry no marker. Any other comment or unreadable line holding armour or a long base64
+    run is withheld too, and so are such runs in a key line's options and comment; the key
+    itself (type and public key data) is always shown.
     """
-    if follow:
-        path = os.path.realpath(path)
-    directory, name = os.path.split(os.path.abspath(path))
-    try:
-        dir_fd = _open_directory(directory, follow=follow)
-    except FileNotFoundError:
-        return FileState(exists=False)
-    try:
-        _check_owner(os.fstat(dir_fd), owner_uid, "directory", directory)
-        return _read_at(dir_fd, name, path, follow, owner_uid)
-    finally:
-        os.close(dir_fd)
+    result = []
+    in_block = False
+    for line in model.lines:
+        if line.kind == "key":
+            in_block = False
+            result.append(_display_key(line))
+            continue
+        if line.kind == "blank":
+            result.append(Shown(printable(line.raw), False))
+            continue
+        body = line.raw.strip(_WHITESPACE + "\r")
+        if line.kind == "comment":
+            body = body.lstrip("#").strip(_WHITESPACE)
+        if _BLOCK_START.match(body) or looks_like_private_key(line.raw):
+            in_block = True
+        hidden = in_block or may_hold_key_material(line.raw)
+        result.append(Shown(WITHHELD, True) if hidden else Shown(printable(line.raw), False))
+        if in_block and _BLOCK_END.match(body):
+            in_block = False
+    return result
 
 
-def _open_directory(directory: str, follow: bool) -> int:
-    """fd of ``directory``; without ``follow`` its last component must not be a symlink."""
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-    if not follow:
-        flags |= os.O_NOFOLLOW
-    try:
-        return os.open(directory, flags)
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(directory):
-            raise AuthorizedKeysError(
-                f"{directory} is a symbolic link; refusing to follow it (set follow to allow)",
-                reason="symlink") from None
-        if exc.errno == errno.ENOENT:
-            raise FileNotFoundError(directory) from None
-        if exc.errno == errno.ENOTDIR:
-            raise AuthorizedKeysError(f"{directory} is not a directory", reason="io") from None
-        raise _os_error(exc, f"cannot open {directory}") from None
-
-
-def _read_at(dir_fd: int, name: str, path: str, follow: bool, owner_uid: Optional[int]) -> FileState:
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW), dir_fd=dir_fd)
-    except FileNotFoundError:
-        return FileState(exists=False)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP or _is_symlink_at(name, dir_fd):
-            raise AuthorizedKeysError(
-                f"{path} is a symbolic link; refusing to follow it (set follow to allow)",
-                reason="symlink") from None
-        raise _os_error(exc, f"cannot read {path}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise AuthorizedKeysError(f"{path} is not a regular file", reason="io")
-        _check_owner(st, owner_uid, "file", path)
-        return FileState(exists=True, uid=st.st_uid, gid=st.st_gid, mode=stat.S_IMODE(st.st_mode),
-                         data=_read_fd(fd))
-    finally:
-        os.close(fd)
-
-
-class KeysFile:
-    """The keys file opened for a locked read-modify-write.
-
-    ``KeysFile(path, owner=(uid, gid))`` is a context manager. On enter it opens the directory
-    (creating it with mode 0700 and the owner when ``create_dir``), refusing symbolic links
-    unless ``follow``, and takes an exclusive ``fcntl.flock`` on ``.<name>.lock`` in the same
-    directory; the lock is held until exit, so a concurrent run waits and then reads the file
-    this one wrote. Inside: ``read()`` / ``read_text()``, ``write(text, backup=False)``,
-    ``backup()``, ``restore(backup_path)``.
-
-    ``owner`` is the (uid, gid) a new file (and a created directory) gets; an existing file keeps
-    its owner and mode. A file or directory owned by anyone but that uid or root is refused.
-    """
-
-    def __init__(self, path: str, owner: Optional[Tuple[int, int]] = None, create_dir: bool = False,
-                 follow: bool = False, file_mode: int = 0o600, dir_mode: int = 0o700,
-                 context_hook: Optional[ContextHook] = None, lock_timeout: float = LOCK_TIMEOUT) -> None:
-        self.requested_path = path
-        self.follow = follow
-        self.path = os.path.realpath(path) if follow else os.path.abspath(path)
-        self.directory, self.name = os.path.split(self.path)
-        self.owner = owner
-        self.create_dir = create_dir
-        self.file_mode = file_mode
-        self.dir_mode = dir_mode
-        self.context_hook = context_hook
-        self.lock_timeout = lock_timeout
-        self.dir_fd: Optional[int] = None
-        self.lock_fd: Optional[int] = None
-        self.state: Optional[FileState] = None
-        self.created_dir = False
-
-    # -- opening and locking ------------------------------------------------------------------
-
-    def __enter__(self) -> "KeysFile":
-        try:
-            self._open_dir()
-            self._lock()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
-    def close(self) -> None:
-        for attr in ("lock_fd", "dir_fd"):
-            fd = getattr(self, attr)
-            if fd is not None:
-                try:
-                    os.close(fd)  # closing the lock fd releases the flock
-                except OSError:
-                    pass
-                setattr(self, attr, None)
-
-    @property
-    def _uid(self) -> Optional[int]:
-        return self.owner[0] if self.owner else None
-
-    def _open_dir(self) -> None:
-        try:
-            self.dir_fd = _open_directory(self.directory, self.follow)
-        except FileNotFoundError:
-            if not self.create_dir:
-                raise AuthorizedKeysError(
-                    f"directory {self.directory} does not exist (set manage_dir to create it)",
-                    reason="missing") from None
-            self._make_dir()
-        _check_owner(os.fstat(self.dir_fd), self._uid, "directory", self.directory)
-
-    def _make_dir(self) -> None:
-        parent, base = os.path.split(self.directory)
-        try:
-            parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError as exc:
-            raise _os_error(exc, f"cannot open {parent} to create {base}") from None
-        try:
-            try:
-                os.mkdir(base, self.dir_mode, dir_fd=parent_fd)
-                self.created_dir = True
-            except FileExistsError:
-                pass  # made by a concurrent run in the meantime: use it, after the same checks
-            except OSError as exc:
-                raise _os_error(exc, f"cannot create {self.directory}") from None
-            try:
-                self.dir_fd = _open_nofollow(base, os.O_RDONLY | os.O_DIRECTORY, parent_fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise AuthorizedKeysError(
-                        f"{self.directory} is a symbolic link; refusing to follow it", reason="symlink") from None
-                raise _os_error(exc, f"cannot open {self.directory}") from None
-            if self.created_dir:
-                # mkdir's mode is filtered by the umask: set it exactly, then hand it over.
-                os.fchmod(self.dir_fd, self.dir_mode)
-                if self.owner and os.geteuid() == 0:
-                    os.fchown(self.dir_fd, self.owner[0], self.owner[1])
-                os.fsync(parent_fd)
-        finally:
-            os.close(parent_fd)
-
-    @property
-    def lock_name(self) -> str:
-        return f".{self.name}.lock"
-
-    def _lock(self) -> None:
-        try:
-            self.lock_fd = _open_nofollow(self.lock_name, os.O_RDWR | os.O_CREAT, self.dir_fd)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise AuthorizedKeysError(
-                    f"lock file {os.path.join(self.directory, self.lock_name)} is a symbolic link",
-                    reason="symlink") from None
-            raise _os_error(exc, f"cannot create the lock file in {self.directory}") from None
-        st = os.fstat(self.lock_fd)
-        if self.owner and os.geteuid() == 0 and st.st_uid != self.owner[0]:
-            # So that the user's own runs (without root) can take the same lock later.
-            os.fchown(self.lock_fd, self.owner[0], self.owner[1])
-        deadline = time.monotonic() + self.lock_timeout
-        delay = 0.005
-        while True:
-            try:
-                fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    raise _os_error(exc, "cannot lock the keys file") from None
-            if time.monotonic() >= deadline:
-                raise AuthorizedKeysError(
-                    f"{self.path} stayed locked by another process for {self.lock_timeout:.0f} s",
-                    reason="locked")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
-
-    # -- reading -------------------------------------------------------------------------------
-
-    def read_state(self) -> FileState:
-        self._require_open()
-        self.state = _read_at(self.dir_fd, self.name, self.path, self.follow, self._uid)
-        return self.state
-
-    def read_text(self) -> str:
-        return _decode(self.read_state().data)
-
-    def read(self) -> AuthorizedKeys:
-        return AuthorizedKeys.parse(self.read_text())
-
-    @property
-    def exists(self) -> bool:
-        state = self.state if self.state is not None else self.read_state()
-        return state.exists
-
-    def _require_open(self) -> None:
-        if self.dir_fd is None or self.lock_fd is None:
-            raise AuthorizedKeysError("KeysFile is used outside its 'with' block", reason="io")
-
-    # -- writing -------------------------------------------------------------------------------
-
-    def _target_attributes(self) -> Tuple[int, int, int]:
-        state = self.state if self.state is not None else self.read_state()
-        if state.exists:
-            return state.uid, state.gid, state.mode
-        if self.owner:
-            return self.owner[0], self.owner[1], self.file_mode
-        return os.geteuid(), os.getegid(), self.file_mode
-
-    def _write_new(self, name: str, data: bytes, uid: int, gid: int, mode: int) -> None:
-        """Create ``name`` (must not exist) with the data and attributes, fsynced."""
-        fd = _open_nofollow(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self.dir_fd, 0o600)
-        try:
-            _write_all(fd, data)
-            st = os.fstat(fd)
-            if (st.st_uid, st.st_gid) != (uid, gid):
-                os.fchown(fd, uid, gid)
-            os.fchmod(fd, mode)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def _temp_name(self, tag: str) -> str:
-        return f".{self.name}.{tag}.{os.getpid()}.{os.urandom(4).hex()}"
-
-    def write(self, text: str, backup: bool = False) -> Optional[str]:
-        """Replace the file's content atomically; returns the backup path when one was made.
-
-        Owner and mode of an existing file are kept (a new file gets ``owner`` and 0600), and
-        the SELinux context through ``context_hook``. Any failure removes the temporary file
-        and leaves the original untouched.
-        """
-        self._require_open()
-        uid, gid, mode = self._target_attributes()
-        backup_path = self.backup() if backup and self.state.exists else None
-        self._remove_stale_temps()
-        temp = self._temp_name("tmp")
-        try:
-            self._write_new(temp, _encode(text), uid, gid, mode)
-            if self.context_hook is not None:
-                self.context_hook(os.path.join(self.directory, temp), self.path, self.state.exists)
-            if not self.follow and _is_symlink_at(self.name, self.dir_fd):
-                # Appeared after we read: rename would replace the link, but refuse loudly.
-                raise AuthorizedKeysError(f"{self.path} became a symbolic link", reason="symlink")
-            os.rename(temp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
-        except OSError as exc:
-            self._discard(temp)
-            raise _os_error(exc, f"cannot write {self.path}") from None
-        except BaseException:
-            self._discard(temp)
-            raise
-        try:
-            os.fsync(self.dir_fd)  # make the rename itself durable
-        except OSError:
-            pass
-        self.state = FileState(exists=True, uid=uid, gid=gid, mode=mode, data=_encode(text))
-        return backup_path
-
-    def _remove_stale_temps(self) -> None:
-        """Temporary files left by writers that were killed: we hold the lock, so no live
-        writer owns one, and they would otherwise pile up next to the keys."""
-        prefix = f".{self.name}.tmp."
-        try:
-            names = os.listdir(self.dir_fd)
-        except OSError:
-            return
-        for name in names:
-            if name.startswith(prefix):
-                self._discard(name)
-
-    def _discard(self, name: str) -> None:
-        try:
-            os.unlink(name, dir_fd=self.dir_fd)
-        except OSError:
-            pass
-
-    def backup(self) -> str:
-        """Copy the current file to ``<name>.<pid>.<YYYY-mm-dd@HH:MM:SS>~`` next to it."""
-        self._require_open()
-        state = self.state if self.state is not None else self.read_state()
-        if not state.exists:
-            raise AuthorizedKeysError(f"{self.path} does not exist: nothing to back up", reason="missing")
-        stamp = time.strftime("%Y-%m-%d@%H:%M:%S")
-        base = f"{self.name}.{os.getpid()}.{stamp}"
-        # Written like the file itself (temporary name, then rename), so a kill mid-way never
-        # leaves a partial backup that someone could later restore.
-        temp = self._temp_name("tmp")
-        try:
-            self._write_new(temp, state.data, state.uid, state.gid, state.mode)
-            for attempt in range(100):
-                name = f"{base}~" if attempt == 0 else f"{base}.{attempt}~"
-                try:
-                    os.stat(name, dir_fd=self.dir_fd, follow_symlinks=False)
-                except FileNotFoundError:
-                    os.rename(temp, name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
-                    return os.path.join(self.directory, name)
-        except OSError as exc:
-            self._discard(temp)
-            raise _os_error(exc, f"cannot back up {self.path}") from None
-        self._discard(temp)
-        raise AuthorizedKeysError(f"cannot find a free backup name for {self.path}", reason="io")
-
-    def restore(self, backup_path: str) -> None:
-        """Put a backup made by ``backup()`` back in place (atomically, same safeguards)."""
-        self._require_open()
-        directory, name = os.path.split(os.path.abspath(backup_path))
-        if directory != self.directory:
-            raise AuthorizedKeysError("a backup must be in the same directory as the keys file", reason="io")
-        try:
-            fd = _open_nofollow(name, os.O_RDONLY, self.dir_fd)
-        except OSError as exc:
-            raise _os_error(exc, f"cannot read the backup {backup_path}") from None
-        try:
-            data = _read_fd(fd)
-        finally:
-            os.close(fd)
-        self.write(_decode(data))
-
-
-def iter_numbered(model: AuthorizedKeys) -> Iterator[Tuple[int, KeyLine]]:
-    """(line number in the rendered file, line) pairs, 1-based."""
-    for position, line in enumerate(model.lines, start=1):
-        yield position, line
+def display_text(model: AuthorizedKeys) -> str:
+    """The whole file as a diff may show it."""
+    return "".join(item.text + line.eol for item, line in zip(display_lines(model), model.lines))

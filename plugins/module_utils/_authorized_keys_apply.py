@@ -14,24 +14,36 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import (
     AuthorizedKeys,
     AuthorizedKeysError,
-    ContextHook,
     KeyLine,
-    KeysFile,
+    check_comment,
+    display_lines,
+    display_text,
     make_key_line,
     parse_key_line,
-    read_keys_file,
+    shown,
     validate_options,
 )
-from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import looks_like_private_key
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file import (
+    ContextHook,
+    FileState,
+    KeysFile,
+    check_home_chain,
+    decode,
+    preflight_write,
+    read_keys_file,
+)
+from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import quote_input
 
 ENTRY_FIELDS = frozenset(("key", "options", "comment", "state", "replaces"))
-WITHHELD = "# (line withheld: it looks like private key material)"
+# A user name as useradd and sshd take it: no slash, colon, whitespace or control character.
+_USER_NAME = re.compile(r"[^/:\s\x00-\x1f\x7f]{1,256}")
 
 
 class KeysInputError(ValueError):
@@ -77,6 +89,15 @@ def _optional_text(value: Any, where: str, name: str) -> Optional[str]:
     return value.strip()
 
 
+def _comment(value: Any, where: str) -> Optional[str]:
+    comment = _optional_text(value, where, "comment")
+    try:
+        check_comment(comment)
+    except AuthorizedKeysError as exc:
+        raise KeysInputError(f"{where}: {exc}") from None
+    return comment
+
+
 def _entry_from_dict(item: Dict[str, Any], where: str) -> Entry:
     unknown = sorted(set(item) - ENTRY_FIELDS)
     if unknown:
@@ -96,7 +117,7 @@ def _entry_from_dict(item: Dict[str, Any], where: str) -> Entry:
     elif options is None and line.options:
         options = line.options
     # Only an explicit comment is enforced; the key line's own comment is used for new lines.
-    comment = _optional_text(item.get("comment"), where, "comment")
+    comment = _comment(item.get("comment"), where)
     replaces = None
     if item.get("replaces") is not None:
         if state != "present":
@@ -108,6 +129,14 @@ def _entry_from_dict(item: Dict[str, Any], where: str) -> Entry:
 
 
 def _entries_from_text(text: str, where: str) -> List[Entry]:
+    """The keys of a string item: one key line, or many lines with ``#`` comments and blanks.
+
+    An item that holds no key at all is an error, not an empty wish: it is what an empty
+    template, a ``lookup('file')`` of an empty file or a commented-out key renders, and with
+    exclusive=true it would otherwise remove every key from the file.
+    """
+    if "\x00" in text:
+        raise KeysInputError(f"{where}: a key must not hold a NUL character")
     entries = []
     lines = text.splitlines()
     for number, raw in enumerate(lines, start=1):
@@ -116,18 +145,11 @@ def _entries_from_text(text: str, where: str) -> List[Entry]:
         label = where if len(lines) == 1 else f"{where} line {number}"
         line = _parse(raw, label)
         entries.append(Entry(index=label, line=line, options=line.options))
+    if not entries:
+        what = "empty" if not text.strip() else "only comments"
+        raise KeysInputError(f"{where} holds no key (it is {what}); leave the item out, or check the template "
+                             "or file that made it")
     return entries
-
-
-def private_values(keys: Any) -> List[str]:
-    """Every string in ``keys`` that holds private key material, so the module can add them to
-    ``no_log_values``: the echo of the task's arguments must not show a pasted private key."""
-    found: List[str] = []
-    items = keys if isinstance(keys, list) else [keys]
-    for item in items:
-        values = item.values() if isinstance(item, dict) else [item]
-        found.extend(v for v in values if isinstance(v, str) and looks_like_private_key(v))
-    return found
 
 
 def normalise_keys(keys: List[Any]) -> List[Entry]:
@@ -327,31 +349,75 @@ class Target:
     path: str
 
 
-def resolve_target(user: str, path: Optional[str]) -> Target:
+def _check_user(user: Any) -> str:
+    if not isinstance(user, str) or not user:
+        raise AuthorizedKeysError("user is required", reason="user")
+    if not _USER_NAME.fullmatch(user):
+        raise AuthorizedKeysError(f"user {quote_input(user)} is not a user name (it holds a slash, colon, "
+                                  "whitespace or a control character)", reason="user")
+    return user
+
+
+def _expand_home(path: str, user: str, home: str) -> str:
+    """``~`` and ``~/...`` (and ``~user/...`` for the managed user) against the managed user's
+    home: the module takes the raw string, because Ansible's own expansion would use the home
+    of whoever runs the module (root, under become)."""
+    head, sep, rest = path.partition("/")
+    if head not in ("~", f"~{user}"):
+        raise AuthorizedKeysError(f"path {quote_input(path)} names another user's home; only ~ (the home of "
+                                  f"{user}) is resolved here: give an absolute path", reason="path")
+    if not os.path.isabs(home):
+        raise AuthorizedKeysError(f"user {user} has no absolute home directory ({quote_input(home)}), so ~ "
+                                  "cannot be resolved: give an absolute path", reason="path")
+    return os.path.join(home, rest) if sep else home
+
+
+def _check_path(path: Any) -> str:
+    if not isinstance(path, str) or not path.strip():
+        raise AuthorizedKeysError("path is empty", reason="path")
+    if "\x00" in path:
+        raise AuthorizedKeysError("path holds a NUL character", reason="path")
+    if path != path.strip():
+        raise AuthorizedKeysError(f"path {quote_input(path)} starts or ends with whitespace", reason="path")
+    if path.endswith("/") or os.path.basename(os.path.normpath(path)) in ("", ".", ".."):
+        raise AuthorizedKeysError(f"path {quote_input(path)} names a directory; give the path of the keys file",
+                                  reason="path")
+    return path
+
+
+def resolve_target(user: Any, path: Optional[str]) -> Target:
     """The user's ids and the keys file path (default ``~user/.ssh/authorized_keys``)."""
+    user = _check_user(user)
+    if path is not None:
+        path = _check_path(path)
     try:
         entry = pwd.getpwnam(user)
     except KeyError:
         raise AuthorizedKeysError(f"user {user!r} does not exist on this host", reason="user") from None
     home = entry.pw_dir
-    if not path:
-        path = os.path.join(home, ".ssh", "authorized_keys")
-    elif path == "~" or path.startswith("~/"):
-        path = os.path.join(home, path[2:])
+    if path is None:
+        path = _expand_home("~/.ssh/authorized_keys", user, home)
+    elif path.startswith("~"):
+        path = _expand_home(path, user, home)
     if not os.path.isabs(path):
         raise AuthorizedKeysError("path must be absolute (or start with ~/ for the user's home)", reason="path")
+    if os.path.normpath(path) == os.path.normpath(home):
+        raise AuthorizedKeysError(f"path {quote_input(path)} names the home directory; give the path of the keys "
+                                  "file", reason="path")
     return Target(user=user, uid=entry.pw_uid, gid=entry.pw_gid, home=home, path=os.path.normpath(path))
 
 
-def safe_text(model: AuthorizedKeys) -> str:
-    """The file for a diff, with any private-looking line withheld."""
-    return "".join((WITHHELD if hidden else line.raw) + line.eol
-                   for line, hidden in zip(model.lines, model.sensitive()))
+def check_exclusive(entries: List[Entry], exclusive: bool, allow_empty: bool) -> None:
+    """exclusive=true with nothing to keep empties the file: only on explicit request."""
+    if exclusive and not allow_empty and not any(entry.state == "present" for entry in entries):
+        raise KeysInputError("exclusive=true with no key to keep would remove every key from the file; "
+                             "set allow_empty=true if that is what you want")
 
 
-def _result(target: Target, result: Plan, before: AuthorizedKeys, backup_file: Optional[str]) -> Dict[str, Any]:
+def _result(target: Target, result: Plan, before: AuthorizedKeys, backup_file: Optional[str],
+            mode_fixes: List[str]) -> Dict[str, Any]:
     return {
-        "changed": result.has_changes,
+        "changed": result.has_changes or bool(mode_fixes),
         "path": target.path,
         "user": target.user,
         "added": result.added,
@@ -359,48 +425,51 @@ def _result(target: Target, result: Plan, before: AuthorizedKeys, backup_file: O
         "changed_keys": result.changed,
         "replaced": result.replaced,
         "removed_invalid_lines": result.removed_invalid_lines,
+        "fixed_modes": mode_fixes,
         "backup_file": backup_file,
         "diff": {
-            "before": safe_text(before),
-            "after": safe_text(result.model),
+            "before": display_text(before),
+            "after": display_text(result.model),
             "before_header": target.path,
             "after_header": target.path,
         },
     }
 
 
+def _model(state: FileState) -> AuthorizedKeys:
+    return AuthorizedKeys.parse(decode(state.data))
+
+
 def apply(target: Target, entries: List[Entry], exclusive: bool = False, manage_dir: bool = True,
           follow: bool = False, backup: bool = False, replace_missing: str = "fail",
           check_mode: bool = False, context_hook: Optional[ContextHook] = None) -> Dict[str, Any]:
     """Bring the keys file of ``target`` to the wanted state; returns the module result."""
+    check_home_chain(target.path, target.home, target.uid)
     state = read_keys_file(target.path, follow=follow, owner_uid=target.uid)
-    before = AuthorizedKeys.parse(state.data.decode("utf-8", "surrogateescape"))
+    before = _model(state)
     result = plan(before, entries, exclusive, replace_missing)
-    if not result.has_changes:
-        return _result(target, result, before, None)
+    fixes = state.mode_fixes(target.path)
+    if not result.has_changes and not fixes:
+        return _result(target, result, before, None, [])
+    preflight_write(target.path, follow, manage_dir, target.uid)
     if check_mode:
-        _check_directory(target.path, manage_dir, follow)
-        return _result(target, result, before, None)
+        return _result(target, result, before, None, fixes)
     with KeysFile(target.path, owner=(target.uid, target.gid), create_dir=manage_dir, follow=follow,
                   context_hook=context_hook) as handle:
         # Read again under the lock: a concurrent run may have written since. Only when the
         # bytes differ is the plan made again (parsing is most of the cost on big files).
         locked_state = handle.read_state()
         if locked_state.data != state.data:
-            before = AuthorizedKeys.parse(locked_state.data.decode("utf-8", "surrogateescape"))
+            before = _model(locked_state)
             result = plan(before, entries, exclusive, replace_missing)
+        fixes = locked_state.mode_fixes(handle.path)
+        handle.fix_directory_mode()
         backup_file = None
-        if result.has_changes:
-            backup_file = handle.write(result.model.render(), backup=backup)
-    return _result(target, result, before, backup_file)
-
-
-def _check_directory(path: str, manage_dir: bool, follow: bool) -> None:
-    """In check mode, fail where the real run would: a missing directory it may not create."""
-    directory = os.path.dirname(os.path.realpath(path) if follow else path)
-    if not manage_dir and not os.path.isdir(directory):
-        raise AuthorizedKeysError(f"directory {directory} does not exist (set manage_dir to create it)",
-                                  reason="missing")
+        if result.has_changes or locked_state.file_unsafe:
+            # A file others may write is written again, whatever else changes: the new file
+            # gets the old mode less group and other write.
+            backup_file = handle.write(result.model.render(), backup=backup and result.has_changes)
+    return _result(target, result, before, backup_file, fixes)
 
 
 def selinux_hook(module: Any) -> Optional[ContextHook]:
@@ -420,15 +489,16 @@ def selinux_hook(module: Any) -> Optional[ContextHook]:
 
 
 def key_report(line: KeyLine) -> Dict[str, Any]:
-    """What authorized_keys_info says about one key line."""
+    """What authorized_keys_info says about one key line (comment and options as output may
+    show them: key material withheld, control characters escaped)."""
     key = line.public_key()
     weak: List[str] = []
     info: Dict[str, Any] = {
         "line": line.number,
         "type": line.key_type,
-        "comment": line.comment or "",
-        "options": line.option_list(),
-        "options_text": line.options or "",
+        "comment": shown(line.comment),
+        "options": [shown(option) for option in line.option_list()],
+        "options_text": shown(line.options),
         "identity": line.identity(),
     }
     if key is None:
@@ -454,19 +524,23 @@ def key_report(line: KeyLine) -> Dict[str, Any]:
     return info
 
 
-def invalid_report(line: KeyLine, private: bool) -> Dict[str, Any]:
-    report: Dict[str, Any] = {"line": line.number, "problem": line.problem, "looks_private": private}
-    report["text"] = None if private else line.raw
-    if private:
-        report["problem"] = "the line looks like private key material (content withheld)"
-    return report
+def _mode_problems(path: str, state: FileState) -> List[str]:
+    """Why sshd (StrictModes) would ignore the file, as authorized_keys_info reports it."""
+    return [f"{where} can be written by group or others (mode {mode:04o}): sshd ignores the keys, and "
+            "anyone who can write there can add one" for where, mode in state.unsafe(path)]
 
 
 def inspect(target: Target, follow: bool = False) -> Dict[str, Any]:
     """Everything authorized_keys_info returns for one user's file."""
-    state = read_keys_file(target.path, follow=follow)
-    model = AuthorizedKeys.parse(state.data.decode("utf-8", "surrogateescape"))
+    state = read_keys_file(target.path, follow=follow, owner_uid=target.uid)
+    model = _model(state)
     keys = [key_report(line) for line in model.keys()]
+    invalid = [{"line": line.number, "problem": line.problem, "looks_private": item.withheld,
+                "text": None if item.withheld else item.text}
+               for line, item in zip(model.lines, display_lines(model)) if line.kind == "invalid"]
+    for report in invalid:
+        if report["looks_private"]:
+            report["problem"] = "the line may hold private key material (content withheld)"
     return {
         "changed": False,
         "path": target.path,
@@ -474,13 +548,8 @@ def inspect(target: Target, follow: bool = False) -> Dict[str, Any]:
         "exists": state.exists,
         "owner_uid": state.uid,
         "mode": None if state.mode is None else f"{state.mode:04o}",
+        "problems": _mode_problems(target.path, state),
         "public_keys": keys,
-        "invalid_lines": [invalid_report(line, hidden) for line, hidden in zip(model.lines, model.sensitive())
-                          if line.kind == "invalid"],
+        "invalid_lines": invalid,
         "weak_keys": list(dict.fromkeys(k["fingerprint_sha256"] or f"line {k['line']}" for k in keys if k["weak"])),
     }
-
-
-def split_error(exc: Exception) -> Tuple[str, str]:
-    """(message, reason) for a failure result."""
-    return str(exc), getattr(exc, "reason", "input")

@@ -29,6 +29,7 @@ __all__ = [
     'generate_private_key',
     'looks_like_private_key',
     'may_hold_key_material',
+    'secret_values',
     'quote_input',
     'redact_key_material',
     'fingerprint_blob',
@@ -458,12 +459,54 @@ def public_key_from_blob(blob: bytes, comment: str = '') -> PublicKey:
 
 
 def looks_like_private_key(text: str | bytes) -> bool:
-    """True when the text holds private key material (PEM, OpenSSH, PKCS#8, PuTTY) anywhere."""
+    """True when the text holds private key material (PEM, OpenSSH, PKCS#8, PuTTY) anywhere,
+    armoured or as the bare base64 of a private key's DER encoding."""
     if isinstance(text, (bytes, bytearray)):
         text = bytes(text).decode('latin-1')
     if not isinstance(text, str):
         return False
-    return _PRIVATE_MARKERS.search(text) is not None
+    if _PRIVATE_MARKERS.search(text) is not None:
+        return True
+    return any(_der_private_start(match.group(0)) for match in _RUN_START.finditer(text))
+
+
+# A base64 run at a word boundary: where an unarmoured DER key would begin.
+_RUN_START = re.compile(r'(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{20,}')
+
+
+def _der_private_start(run: str) -> bool:
+    """Whether a base64 run begins like the DER of a private key: a SEQUENCE whose first element
+    is a one-byte INTEGER version 0 or 1 (PKCS#1 RSA and DSA, PKCS#8, SEC 1 EC keys). Public keys,
+    certificates and SSH blobs begin otherwise."""
+    try:
+        head = base64.b64decode(run[:16])
+    except (binascii.Error, ValueError):
+        return False
+    if len(head) < 5 or head[0] != 0x30:
+        return False
+    start = 2 + (head[1] & 0x7F if head[1] & 0x80 else 0)
+    return head[start:start + 3] in (b'\x02\x01\x00', b'\x02\x01\x01')
+
+
+def secret_values(value: object) -> list:
+    """Every string inside value (lists and dicts walked) that holds private key material, with
+    its lines and its base64 body joined: what a module adds to ``no_log_values`` so that no echo
+    of its arguments (the -vvv invocation, syslog, an error) can show any part of it."""
+    found: list = []
+    if isinstance(value, dict):
+        for item in value.values():
+            found.extend(secret_values(item))
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            found.extend(secret_values(item))
+    elif isinstance(value, str) and looks_like_private_key(value):
+        lines = [line.strip() for line in value.splitlines() if line.strip()]
+        found.append(value)
+        found.extend(line for line in lines if len(line) >= 8)
+        body = [line for line in lines if not line.startswith('-') and ':' not in line]
+        if len(body) > 1:
+            found.append(''.join(body))
+    return found
 
 
 # A base64 run this long could be a piece of a private key (a PEM body line has 64 characters, an
@@ -471,6 +514,9 @@ def looks_like_private_key(text: str | bytes) -> bool:
 # or broken up by '-', '.' and '@'.
 _BASE64_RUN = re.compile(r'[A-Za-z0-9+/]{20,}={0,2}')
 WITHHELD = '(withheld: it may hold private key material)'
+# The other lines of a private key's armour (END lines, PuTTY's headers): no key material in
+# themselves, but they mark the block, and a line of it is never worth showing.
+_ARMOUR_WORDS = re.compile(r'PRIVATE\s+KEY|Private-(?:Lines|MAC|Hash):|PuTTY-User-Key-File|Encryption:\s*aes')
 
 
 def may_hold_key_material(text: str | bytes) -> bool:
@@ -484,12 +530,13 @@ def may_hold_key_material(text: str | bytes) -> bool:
         text = bytes(text).decode('latin-1')
     if not isinstance(text, str):
         return False
-    return looks_like_private_key(text) or _BASE64_RUN.search(text) is not None
+    return (looks_like_private_key(text) or _BASE64_RUN.search(text) is not None
+            or _ARMOUR_WORDS.search(text) is not None)
 
 
 def redact_key_material(text: str) -> str:
     """text with private key armour lines and long base64 runs replaced, for output only."""
-    if looks_like_private_key(text):
+    if looks_like_private_key(text) or _ARMOUR_WORDS.search(text):
         return WITHHELD
     return _BASE64_RUN.sub('(withheld)', text)
 

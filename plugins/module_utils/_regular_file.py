@@ -58,6 +58,11 @@ def open_regular(path: str, what: str, follow: bool = True, dir_fd: Optional[int
         if not follow and _is_link(path, dir_fd):
             raise UnsafeFileError(f"{what} is a symbolic link; refusing to follow it", reason="symlink",
                                   errno_value=exc.errno) from None
+        mode = _mode(path, dir_fd)
+        if mode is not None and not stat.S_ISREG(mode):
+            # A socket cannot be opened at all (ENXIO): say what it is, not what open() said.
+            raise UnsafeFileError(f"{what} is {kind_of(mode)}, not a regular file", reason="type",
+                                  errno_value=exc.errno) from None
         raise UnsafeFileError(f"{what} cannot be opened: {exc.strerror or type(exc).__name__}",
                               errno_value=exc.errno) from None
     try:
@@ -94,6 +99,13 @@ def read_regular(path: str, what: str, limit: Optional[int] = None, follow: bool
                               errno_value=exc.errno) from None
     finally:
         os.close(fd)
+
+
+def _mode(path: str, dir_fd: Optional[int]) -> Optional[int]:
+    try:
+        return os.stat(path, dir_fd=dir_fd).st_mode
+    except OSError:
+        return None
 
 
 def _is_link(path: str, dir_fd: Optional[int]) -> bool:

@@ -9,11 +9,15 @@ and each one locked read-modify-write of the keys file:
 
 ``add``
     put the new key next to the first line of the old key (with that line's options unless told
-    otherwise) and hand back the file as it was, so the controller can put it back;
+    otherwise), after copying the file as it was to a backup next to it (mode 0600, kept only for
+    the run): the controller gets the backup's path, never the file's content;
 ``remove_old``
-    after the new key has logged in, remove every line of the old key(s);
+    after the new key has logged in, remove every line of the old key(s), and the run's backup
+    unless a later step may still need it;
 ``restore``
-    after any failure, put the file back as it was.
+    after any failure, put the file back as it was, from the run's backup, and remove it;
+``forget``
+    remove the run's backup once nothing can fail any more.
 
 Standard library only: this runs on managed hosts.
 """
@@ -28,24 +32,28 @@ from typing import Any, Dict, List, Optional, Sequence
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import (
     AuthorizedKeys,
     AuthorizedKeysError,
-    ContextHook,
     KeyLine,
-    KeysFile,
+    display_text,
     make_key_line,
     parse_key_line,
-    read_keys_file,
 )
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply import (
     Target,
     fingerprint,
     resolve_target,
-    safe_text,
+)
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file import (
+    ContextHook,
+    KeysFile,
+    check_home_chain,
+    decode,
+    read_keys_file,
 )
 
-PHASES = ("add", "remove_old", "restore")
+PHASES = ("add", "remove_old", "restore", "forget")
 
-_SHA256_FP = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}$")
-_MD5_FP = re.compile(r"^(?:MD5:)?[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){15}$")
+_SHA256_FP = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
+_MD5_FP = re.compile(r"(?:MD5:)?[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){15}")
 
 
 class RotateError(ValueError):
@@ -83,9 +91,9 @@ def parse_old_key(value: Any, label: str) -> OldKey:
     if not isinstance(value, str):
         raise RotateError(f"{label} must be a string, not {type(value).__name__}")
     text = value.strip()
-    if _SHA256_FP.match(text):
+    if _SHA256_FP.fullmatch(text):
         return OldKey(label=label, fingerprint=text, algorithm="sha256")
-    if _MD5_FP.match(text):
+    if _MD5_FP.fullmatch(text):
         digest = text[4:] if text.startswith("MD5:") else text
         return OldKey(label=label, fingerprint="MD5:" + digest.lower(), algorithm="md5")
     try:
@@ -194,14 +202,20 @@ def sha256(text: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 def _diff(path: str, before: AuthorizedKeys, after: AuthorizedKeys) -> Dict[str, str]:
-    return {"before": safe_text(before), "after": safe_text(after), "before_header": path, "after_header": path}
+    return {"before": display_text(before), "after": display_text(after), "before_header": path,
+            "after_header": path}
 
 
 def _read(target: Target, follow: bool) -> AuthorizedKeys:
+    check_home_chain(target.path, target.home, target.uid)
     state = read_keys_file(target.path, follow=follow, owner_uid=target.uid)
     if not state.exists:
         raise RotateError(f"{target.path} does not exist: there is no old key to rotate", reason="missing")
-    return AuthorizedKeys.parse(state.data.decode("utf-8", "surrogateescape"))
+    return AuthorizedKeys.parse(decode(state.data))
+
+
+def _open(target: Target, follow: bool, context_hook: Optional[ContextHook]) -> KeysFile:
+    return KeysFile(target.path, owner=(target.uid, target.gid), follow=follow, context_hook=context_hook)
 
 
 def step_add(target: Target, new: KeyLine, old_keys: Sequence[OldKey], keep_options: bool = True,
@@ -211,24 +225,25 @@ def step_add(target: Target, new: KeyLine, old_keys: Sequence[OldKey], keep_opti
 
     ``outcome`` in the result: ``done`` (new key present, no old key: nothing to do), ``added``
     (new key written next to the old one; in check mode: would be) or ``both`` (both were
-    already there, from a run that stopped half way: nothing written now).
-    ``original`` is the file as it was, for ``restore``; ``planned`` the diff of the whole
-    rotation (add and remove), which is what check mode reports.
+    already there, from a run that stopped half way: nothing written now). ``run_backup`` is
+    the path of the copy ``restore`` puts back; ``planned`` the diff of the whole rotation (add
+    and remove), which is what check mode reports.
     """
     before = _read(target, follow)
-    if not check_mode:
-        with KeysFile(target.path, owner=(target.uid, target.gid), follow=follow,
-                      context_hook=context_hook) as handle:
-            before = handle.read()  # again, under the lock: a concurrent run may have written
-            result = _plan_add(target, before, new, old_keys, keep_options)
-            if result["outcome"] == "added":
-                after = AuthorizedKeys.parse(result.pop("_after_add"))
-                result["backup_file"] = handle.write(after.render(), backup=backup)
-                result["written"] = sha256(after.render())
-            return result
-    result = _plan_add(target, before, new, old_keys, keep_options)
-    result.pop("_after_add", None)
-    return result
+    if check_mode:
+        result = _plan_add(target, before, new, old_keys, keep_options)
+        result.pop("_after_add", None)
+        return result
+    with _open(target, follow, context_hook) as handle:
+        before = handle.read()  # again, under the lock
+        result = _plan_add(target, before, new, old_keys, keep_options)
+        after_add = result.pop("_after_add", None)
+        if result["outcome"] != "done":
+            result["run_backup"] = handle.backup(hidden=True)
+        if result["outcome"] == "added":
+            result["backup_file"] = handle.write(after_add, backup=backup)
+            result["written"] = sha256(after_add)
+        return result
 
 
 def _plan_add(target: Target, before: AuthorizedKeys, new: KeyLine, old_keys: Sequence[OldKey],
@@ -236,7 +251,8 @@ def _plan_add(target: Target, before: AuthorizedKeys, new: KeyLine, old_keys: Se
     found = old_lines(before, old_keys)
     new_present = bool(before.find(new.identity()))
     result: Dict[str, Any] = {"path": target.path, "user": target.user, "backup_file": None, "written": None,
-                              "new_key": fingerprint(new), "old_keys": sorted({fingerprint(line) for line in found})}
+                              "run_backup": None, "new_key": fingerprint(new),
+                              "old_keys": sorted({fingerprint(line) for line in found})}
     if not found:
         if new_present:
             result.update(outcome="done", changed=False, forced_command=has_forced_command(before.find(new.identity())[0]))
@@ -253,7 +269,6 @@ def _plan_add(target: Target, before: AuthorizedKeys, new: KeyLine, old_keys: Se
         outcome="added" if added is not None else "both",
         changed=True,
         forced_command=has_forced_command(placed),
-        original=before.render(),
         planned=_diff(target.path, before, final),
         _after_add=after_add.render(),
     )
@@ -261,10 +276,11 @@ def _plan_add(target: Target, before: AuthorizedKeys, new: KeyLine, old_keys: Se
 
 
 def step_remove_old(target: Target, new: KeyLine, old_keys: Sequence[OldKey], backup: bool = False,
-                    follow: bool = False, context_hook: Optional[ContextHook] = None) -> Dict[str, Any]:
-    """Remove the old key(s), but only while the new key is still in the file."""
-    with KeysFile(target.path, owner=(target.uid, target.gid), follow=follow,
-                  context_hook=context_hook) as handle:
+                    follow: bool = False, context_hook: Optional[ContextHook] = None,
+                    run_backup: Optional[str] = None) -> Dict[str, Any]:
+    """Remove the old key(s), but only while the new key is still in the file; then the run's
+    backup, when given (nothing after this step can need it)."""
+    with _open(target, follow, context_hook) as handle:
         before = handle.read()
         if not before.find(new.identity()):
             raise RotateError(f"the new key is no longer in {target.path} (changed by someone else since it was "
@@ -276,24 +292,43 @@ def step_remove_old(target: Target, new: KeyLine, old_keys: Sequence[OldKey], ba
         if removed:
             backup_file = handle.write(after.render(), backup=backup)
             written = sha256(after.render())
+        if run_backup:
+            handle.remove_backup(run_backup)
     return {"path": target.path, "changed": bool(removed), "removed": [fingerprint(line) for line in removed],
             "backup_file": backup_file, "written": written}
 
 
-def step_restore(target: Target, original: str, written: Sequence[str], new: KeyLine,
+def step_restore(target: Target, run_backup: str, written: Sequence[str], new: KeyLine,
                  old_keys: Sequence[OldKey], follow: bool = False,
                  context_hook: Optional[ContextHook] = None) -> Dict[str, Any]:
-    """Undo this rotation's edits (see ``restored_text``)."""
-    original_model = AuthorizedKeys.parse(original)
-    with KeysFile(target.path, owner=(target.uid, target.gid), follow=follow,
-                  context_hook=context_hook) as handle:
+    """Undo this rotation's edits (see ``restored_text``) from the run's backup, then remove it.
+
+    The removal step deletes the run's backup in the same locked step as its write, so a backup
+    that is gone while the new key is in the file and no old key is left means that step
+    completed (only its answer was lost): then there is nothing to undo (``completed``).
+    """
+    with _open(target, follow, context_hook) as handle:
         current = handle.read()
-        text = restored_text(current, original_model, written, new, old_keys)
-        if text is None:
-            return {"path": target.path, "changed": False, "restored": "unchanged"}
-        exact = text == original
-        handle.write(text)
-    return {"path": target.path, "changed": True, "restored": "exact" if exact else "merged"}
+        if not handle.has_backup(run_backup):
+            if current.find(new.identity()) and not old_lines(current, old_keys):
+                return {"path": target.path, "changed": False, "restored": "completed"}
+            raise RotateError(f"the backup {run_backup} of this rotation is gone and the file is not rotated: "
+                              "check the file", reason="missing")
+        original = decode(handle.read_backup(run_backup))
+        text = restored_text(current, AuthorizedKeys.parse(original), written, new, old_keys)
+        if text is not None:
+            handle.write(text)
+        handle.remove_backup(run_backup)
+    if text is None:
+        return {"path": target.path, "changed": False, "restored": "unchanged"}
+    return {"path": target.path, "changed": True, "restored": "exact" if text == original else "merged"}
+
+
+def step_forget(target: Target, run_backup: str, follow: bool = False) -> Dict[str, Any]:
+    """Remove the run's backup (the rotation is complete)."""
+    with _open(target, follow, None) as handle:
+        handle.remove_backup(run_backup)
+    return {"path": target.path, "changed": False}
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,7 +339,7 @@ def user_argument_spec() -> Dict[str, Any]:
     """The options a task may set; the action plugin validates them on the controller."""
     return dict(
         user=dict(type="str"),
-        path=dict(type="path"),
+        path=dict(type="str"),
         old_key=dict(type="list", elements="str", required=True, no_log=False),
         new_key=dict(type="str", required=True, no_log=False),
         new_private_key_path=dict(type="path", no_log=False),
@@ -323,15 +358,16 @@ def user_argument_spec() -> Dict[str, Any]:
     )
 
 
-# Set by the action plugin only: which step to run, and what restore needs.
-INTERNAL_OPTIONS = ("_phase", "_original", "_written")
+# Set by the action plugin only: which step to run, and what the later steps need (the path of
+# the run's backup on the host, and the hashes of what this rotation wrote; never file content).
+INTERNAL_OPTIONS = ("_phase", "_run_backup", "_written")
 
 
 def module_argument_spec() -> Dict[str, Any]:
     spec = user_argument_spec()
     spec.update(
         _phase=dict(type="str", choices=list(PHASES)),
-        _original=dict(type="str"),
+        _run_backup=dict(type="str"),
         _written=dict(type="list", elements="str", default=[]),
     )
     return spec
@@ -357,10 +393,13 @@ def run_step(params: Dict[str, Any], check_mode: bool = False,
                         follow=follow, check_mode=check_mode, context_hook=context_hook)
     if check_mode:
         raise RotateError(f"step {phase} is never run in check mode")
+    run_backup = params.get("_run_backup")
     if phase == "remove_old":
         return step_remove_old(target, new, old_keys, backup=bool(params.get("backup")), follow=follow,
-                               context_hook=context_hook)
-    if params.get("_original") is None:
-        raise RotateError("step restore needs the original file content")
-    return step_restore(target, params["_original"], params.get("_written") or [], new, old_keys,
+                               context_hook=context_hook, run_backup=run_backup)
+    if not run_backup:
+        raise RotateError(f"step {phase} needs the path of the run's backup")
+    if phase == "forget":
+        return step_forget(target, run_backup, follow=follow)
+    return step_restore(target, run_backup, params.get("_written") or [], new, old_keys,
                         follow=follow, context_hook=context_hook)

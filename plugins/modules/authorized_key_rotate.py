@@ -20,8 +20,12 @@ description:
     port and user of the rotation and runs a command whose output is checked; (3) only then the
     old key is removed; (4) optionally a login with O(old_private_key_path) must now be refused."
   - If any step fails, the file is put back as it was and the task fails saying what happened;
-    the old key keeps working. A connection that drops after step 1 leaves both keys in the file
-    (the old one still works) and the task failed; the next run picks up from there.
+    the old key keeps working. The file is put back from a copy the host keeps next to it for the
+    run (mode C(0600), removed when the rotation ends), so no file content travels to the controller
+    or through module arguments. A connection that drops after step 1 leaves both keys in the
+    file (the old one still works) and the task failed; the next run picks up from there. A
+    connection that drops after step 3 has done its work; the host shows it, and the task reports
+    the rotation done with a warning.
   - A check through Ansible's own connection would prove nothing, because Ansible keeps its SSH
     connections open (C(ControlPersist)); that is why the proof is a fresh C(ssh) process.
   - Idempotent. When the new key is in the file and none of the old keys is, nothing happens and
@@ -40,8 +44,9 @@ options:
   path:
     description:
       - The keys file. Defaults to C(~user/.ssh/authorized_keys).
-      - A path starting with C(~/) is relative to the user's home directory.
-    type: path
+      - A path starting with C(~/) is relative to the home directory of O(user) on the managed
+        host (not of whoever runs the module or the controller).
+    type: str
   old_key:
     description:
       - The key to replace, as a public key line (options and comment do not matter) or a
@@ -145,10 +150,11 @@ options:
       - Internal, set by the action plugin only (the step to run on the host). A task that sets
         it is refused.
     type: str
-    choices: [add, remove_old, restore]
-  _original:
+    choices: [add, remove_old, restore, forget]
+  _run_backup:
     description:
-      - Internal, set by the action plugin only (the file as it was, for the restore step).
+      - Internal, set by the action plugin only (the path of the copy of the file the host keeps
+        for the run, for the restore step; never the file's content).
     type: str
   _written:
     description:
@@ -261,10 +267,9 @@ step:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import AuthorizedKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply import selinux_hook
+from ansible_collections.sshkeys.ecs.plugins.module_utils._masking import MaskingAnsibleModule
 from ansible_collections.sshkeys.ecs.plugins.module_utils._rotate import (
     RotateError,
     module_argument_spec,
@@ -273,7 +278,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._rotate import (
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=module_argument_spec(), supports_check_mode=True)
+    module = MaskingAnsibleModule(argument_spec=module_argument_spec(), supports_check_mode=True)
     try:
         result = run_step(module.params, check_mode=module.check_mode, context_hook=selinux_hook(module))
     except (RotateError, AuthorizedKeysError) as exc:

@@ -21,7 +21,13 @@ description:
     each other's keys. Owner, mode and SELinux context of an existing file are kept; a new file
     is owned by the user with mode C(0600).
   - Symbolic links are refused unless O(follow=true). A file or directory owned by anyone but
-    the user or root is refused.
+    the user or root is refused, and so are a keys file or lock file with more than one hard link
+    and anything that is not a regular file (a FIFO, a device); nothing is ever changed
+    through them, and no file the module did not create changes owner.
+  - A keys file or directory that group or others may write to is repaired (the write bits of
+    group and others are removed) and reported in RV(fixed_modes), because sshd (StrictModes) ignores
+    such a file, and anyone able to write there could add a key. A directory above it, up to the
+    user's home, that others may write to fails the task before anything changes.
 author:
   - sshkeys.ecs maintainers (@sshkeys)
 options:
@@ -33,8 +39,10 @@ options:
   path:
     description:
       - The keys file. Defaults to C(~user/.ssh/authorized_keys).
-      - A path starting with C(~/) is relative to the user's home directory.
-    type: path
+      - A path starting with C(~/) (or C(~user/) for this user) is relative to the home directory
+        of O(user) on the managed host, whoever runs the module. Other C(~name) forms, relative
+        paths, paths ending in C(/) and paths with a NUL character are refused.
+    type: str
   keys:
     description:
       - The keys. Each item is either a string or a dictionary.
@@ -52,6 +60,9 @@ options:
         equal line takes over (rewrites) a remaining line of that key, else it is added at the
         end. With O(exclusive=true) the lines of a key that no variant took are removed."
       - Private key material is refused with an error that never shows it.
+      - A string that holds no key (empty, blank or only comments, which is what an empty template
+        or C(lookup) of an empty file renders) is an error, never a request to keep nothing.
+      - Control characters (NUL, escape sequences) in key lines, options and comments are refused.
     type: list
     elements: raw
     required: true
@@ -91,7 +102,14 @@ options:
     description:
       - Remove every key line not listed in O(keys), in the same task, and lines that cannot be
         read as keys (sshd might still read them). Comments and blank lines stay.
-      - With O(exclusive=true) an empty O(keys) list removes every key.
+      - With O(exclusive=true), a task that names no key to keep (an empty O(keys) list, or only
+        O(keys[].state=absent) entries) removes every key only when O(allow_empty=true); without
+        it the task fails before anything changes.
+    type: bool
+    default: false
+  allow_empty:
+    description:
+      - Let O(exclusive=true) with no key to keep empty the file of every key.
     type: bool
     default: false
   replace_missing:
@@ -127,7 +145,10 @@ attributes:
     description: The new content is computed in check mode; only the write is skipped.
   diff_mode:
     support: full
-    description: Before and after text of the file; lines that look like private key material are withheld.
+    description: >-
+      Before and after text of the file; lines that may hold private key material (armour, or a
+      long base64 run in a comment, an option or an unreadable line) are withheld, control
+      characters and bytes that are not UTF-8 are escaped.
   platform:
     support: full
     platforms: posix
@@ -209,6 +230,12 @@ removed_invalid_lines:
   returned: always
   type: list
   elements: int
+fixed_modes:
+  description: Modes repaired because group or others could write to the file or its directory.
+  returned: always
+  type: list
+  elements: str
+  sample: ["/home/deploy/.ssh/authorized_keys: mode 0666 -> 0644"]
 backup_file:
   description: The backup made before the change, when O(backup=true) and the file changed.
   returned: when a backup was made
@@ -216,26 +243,26 @@ backup_file:
   sample: /root/.ssh/authorized_keys.3114.2026-01-02@10:11:12~
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import AuthorizedKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply import (
     KeysInputError,
     apply,
+    check_exclusive,
     normalise_keys,
-    private_values,
     resolve_target,
     selinux_hook,
 )
+from ansible_collections.sshkeys.ecs.plugins.module_utils._masking import MaskingAnsibleModule
 
 
 def main() -> None:
-    module = AnsibleModule(
+    module = MaskingAnsibleModule(
         argument_spec=dict(
             user=dict(type="str", required=True),
-            path=dict(type="path"),
+            path=dict(type="str"),
             keys=dict(type="list", elements="raw", required=True, no_log=False),
             exclusive=dict(type="bool", default=False),
+            allow_empty=dict(type="bool", default=False),
             replace_missing=dict(type="str", choices=["fail", "add"], default="fail"),
             manage_dir=dict(type="bool", default=True),
             follow=dict(type="bool", default=False),
@@ -244,9 +271,9 @@ def main() -> None:
         supports_check_mode=True,
     )
     params = module.params
-    module.no_log_values.update(private_values(params["keys"]))
     try:
         entries = normalise_keys(params["keys"])
+        check_exclusive(entries, params["exclusive"], params["allow_empty"])
         target = resolve_target(params["user"], params["path"])
         result = apply(target, entries, exclusive=params["exclusive"], manage_dir=params["manage_dir"],
                        follow=params["follow"], backup=params["backup"],

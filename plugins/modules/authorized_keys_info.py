@@ -15,7 +15,11 @@ description:
     comment, options and MD5 and SHA256 fingerprints (as C(ssh-keygen -l) prints them), and
     flags weak keys (DSA, RSA under 2048 bits).
   - Lines that cannot be read as keys are reported with their line numbers; their text is
-    withheld when they look like private key material.
+    withheld when it may hold private key material, and so is such material in comments and
+    options. Control characters and bytes that are not UTF-8 are escaped (C(\\x1b)).
+  - Refuses what the write would refuse - symbolic links (unless O(follow=true)), files that are
+    not regular, files with more than one hard link, files owned by anyone but the user or root
+    - and reports modes that make sshd ignore the file in RV(problems).
   - Changes nothing and takes no lock. A missing file is reported as RV(exists=false), not as
     an error.
 author:
@@ -28,8 +32,9 @@ options:
     required: true
   path:
     description:
-      - The keys file. Defaults to C(~user/.ssh/authorized_keys); C(~/) is the user's home.
-    type: path
+      - The keys file. Defaults to C(~user/.ssh/authorized_keys); C(~/) is the home of O(user) on
+        the managed host, whoever runs the module.
+    type: str
   follow:
     description:
       - Follow a symbolic link in the last component of the file or its directory. When
@@ -142,6 +147,11 @@ public_keys:
       description: Why it is weak.
       type: list
       elements: str
+problems:
+  description: Why sshd (StrictModes) would ignore the file - the file or its directory can be written by group or others.
+  returned: always
+  type: list
+  elements: str
 weak_keys:
   description: SHA256 fingerprints of the weak keys.
   returned: always
@@ -160,24 +170,23 @@ invalid_lines:
       description: Why the line is not a key.
       type: str
     looks_private:
-      description: Whether the line looks like private key material.
+      description: Whether the line may hold private key material (armour, or a long base64 run).
       type: bool
     text:
       description: The line, or V(null) when it looks like private key material.
       type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import AuthorizedKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply import inspect, resolve_target
+from ansible_collections.sshkeys.ecs.plugins.module_utils._masking import MaskingAnsibleModule
 
 
 def main() -> None:
-    module = AnsibleModule(
+    module = MaskingAnsibleModule(
         argument_spec=dict(
             user=dict(type="str", required=True),
-            path=dict(type="path"),
+            path=dict(type="str"),
             follow=dict(type="bool", default=False),
         ),
         supports_check_mode=True,

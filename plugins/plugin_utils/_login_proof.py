@@ -24,6 +24,11 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
+from ansible_collections.sshkeys.ecs.plugins.module_utils._regular_file import UnsafeFileError, open_regular, read_fd
+
+# A private key file is a few KiB (RSA 16384 with a long comment stays far below this).
+MAX_PRIVATE_KEY_FILE = 1024 * 1024
+
 # ssh options with an argument (OpenSSH 7-9 ``ssh`` usage line); all the others are flags.
 _WITH_ARGUMENT = set("BbcDEeFIiJLlmOoPpQRSWw")
 
@@ -119,22 +124,28 @@ def sanitise_args(args: Sequence[str]) -> List[str]:
 
 
 def check_private_key_file(path: str, what: str) -> bytes:
-    """The content of a private key file ssh will accept, or ``ProofError`` (path only, never content)."""
+    """The content of a private key file ssh will accept, or ``ProofError`` (path only, never content).
+
+    Opened without blocking and judged on the open descriptor: a FIFO planted in its place must
+    not stall the task, and the file read is the file checked.
+    """
     try:
-        info = os.stat(path)
+        fd = open_regular(path, f"{what} {path}")
+    except UnsafeFileError as exc:
+        raise ProofError(str(exc)) from None
+    try:
+        info = os.fstat(fd)
+        if info.st_mode & 0o077 and info.st_uid == os.geteuid():
+            # ssh refuses such a file ("UNPROTECTED PRIVATE KEY FILE"); say so before changing anything.
+            raise ProofError(f"{what} {path} has mode {stat.S_IMODE(info.st_mode):04o}; ssh refuses private keys "
+                             "that group or others can read: make it 0600")
+        return read_fd(fd, MAX_PRIVATE_KEY_FILE, f"{what} {path}")
+    except UnsafeFileError as exc:
+        raise ProofError(str(exc)) from None
     except OSError as exc:
         raise ProofError(f"{what} {path} cannot be read: {exc.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise ProofError(f"{what} {path} is not a regular file")
-    if info.st_mode & 0o077 and info.st_uid == os.geteuid():
-        # ssh refuses such a file ("UNPROTECTED PRIVATE KEY FILE"); say so before changing anything.
-        raise ProofError(f"{what} {path} has mode {stat.S_IMODE(info.st_mode):04o}; ssh refuses private keys "
-                         "that group or others can read: make it 0600")
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise ProofError(f"{what} {path} cannot be read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
 
 
 def command_line(target: Target, key_path: str, token: str) -> List[str]:

@@ -19,17 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils import _authorized_keys as ak
+from ansible_collections.sshkeys.ecs.plugins.module_utils import _keys_file as ak
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import (
     AuthorizedKeys,
     AuthorizedKeysError,
-    KeysFile,
+    display_lines,
     make_key_line,
     parse_key_line,
-    read_keys_file,
     split_options,
     validate_options,
 )
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file import KeysFile, read_keys_file
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "authorized_keys"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text())
@@ -131,9 +131,9 @@ def test_invalid_lines_say_why_without_quoting_the_line():
         assert line.raw.strip() not in line.problem
 
 
-def test_sensitive_covers_every_line_of_a_pasted_private_key():
+def test_display_withholds_every_line_of_a_pasted_private_key():
     model = AuthorizedKeys.parse(corpus_text("private_pasted"))
-    flags = model.sensitive()
+    flags = [item.withheld for item in display_lines(model)]
     assert flags == [False] + [True] * 7 + [False]
 
 

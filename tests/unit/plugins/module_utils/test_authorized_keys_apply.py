@@ -19,7 +19,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply
     normalise_keys,
     plan,
     resolve_target,
-    safe_text,
+    display_text,
 )
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "authorized_keys"
@@ -196,9 +196,9 @@ def test_private_key_in_keys_is_refused_without_echo(tmp_path):
             assert line not in str(caught.value)
 
 
-def test_safe_text_withholds_private_blocks():
+def test_display_text_withholds_private_blocks():
     model = AuthorizedKeys.parse((FIXTURES / "private_pasted.txt").read_text())
-    text = safe_text(model)
+    text = display_text(model)
     assert "PRIVATE KEY" not in text
     assert text.count("line withheld") == 7
     assert ident("ed25519") in text and ident("rsa2048") in text

@@ -63,7 +63,7 @@ def test_concurrent_runs_lose_no_key(tmp_path):
 WRITER = textwrap.dedent(
     """
     import sys
-    from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import KeysFile
+    from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file import KeysFile
     path, start = sys.argv[1], int(sys.argv[2])
     versions = [open(name).read() for name in sys.argv[3:]]
     n = start
@@ -111,7 +111,7 @@ def test_writer_killed_at_any_moment_leaves_a_whole_file(tmp_path):
     # The kills landed at different points: inside writes, and between them.
     assert interrupted > 0
     assert len(seen) > 1
-    from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import KeysFile
+    from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file import KeysFile
     with KeysFile(str(path)) as handle:
         handle.read()
         handle.write(versions[0])

@@ -10,6 +10,7 @@ import pwd
 
 import pytest
 
+from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import AuthorizedKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply import Target
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import generate_private_key
 from ansible_collections.sshkeys.ecs.plugins.module_utils._rotate import (
@@ -107,7 +108,11 @@ def test_add_puts_the_new_key_after_the_old_one_with_its_options(target):
     write(target, ORIGINAL)
     result = step_add(target, parse_new_key(NEW.line(), True), parse_old_keys([OLD.line()]))
     assert result["outcome"] == "added"
-    assert result["original"] == ORIGINAL
+    assert "original" not in result
+    with open(result["run_backup"], encoding="utf-8") as handle:
+        assert handle.read() == ORIGINAL
+    assert os.stat(result["run_backup"]).st_mode & 0o777 == 0o600
+    assert os.path.dirname(result["run_backup"]) == os.path.dirname(target.path)
     assert read(target) == (f"# team keys\n{OTHER.line()}\nno-pty,from=\"10.0.0.0/8\" {OLD.line()}\n"
                             f"no-pty,from=\"10.0.0.0/8\" {NEW.line()}\n\n")
     assert result["old_keys"] == [OLD.fingerprint("sha256")]
@@ -142,7 +147,7 @@ def test_add_when_already_rotated_is_done(target):
     write(target, f"{OTHER.line()}\n{NEW.line()}\n")
     result = step_add(target, parse_new_key(NEW.line(), True), parse_old_keys([OLD.line()]))
     assert result["outcome"] == "done" and not result["changed"]
-    assert "original" not in result
+    assert "original" not in result and result["run_backup"] is None
 
 
 def test_add_with_both_keys_present_writes_nothing(target):
@@ -186,8 +191,29 @@ def test_restore_after_add_and_after_remove_is_exact(target):
     new, old = parse_new_key(NEW.line(), True), parse_old_keys([OLD.line()])
     added = step_add(target, new, old)
     removed = step_remove_old(target, new, old)
-    result = step_restore(target, added["original"], [added["written"], removed["written"]], new, old)
+    result = step_restore(target, added["run_backup"], [added["written"], removed["written"]], new, old)
     assert result == {"path": target.path, "changed": True, "restored": "exact"}
+    assert read(target) == ORIGINAL
+    assert not os.path.exists(added["run_backup"])
+
+
+def test_remove_old_removes_the_run_backup_when_told(target):
+    write(target, ORIGINAL)
+    new, old = parse_new_key(NEW.line(), True), parse_old_keys([OLD.line()])
+    added = step_add(target, new, old)
+    step_remove_old(target, new, old, run_backup=added["run_backup"])
+    assert not os.path.exists(added["run_backup"])
+    assert sorted(os.listdir(os.path.dirname(target.path))) == [".authorized_keys.lock", "authorized_keys"]
+
+
+def test_restore_refuses_a_backup_that_is_not_the_runs_own(target, tmp_path):
+    write(target, ORIGINAL)
+    new, old = parse_new_key(NEW.line(), True), parse_old_keys([OLD.line()])
+    elsewhere = tmp_path / "other"
+    elsewhere.write_text("# not a backup of this file\n")
+    for path in (str(elsewhere), os.path.join(os.path.dirname(target.path), "authorized_keys2")):
+        with pytest.raises(AuthorizedKeysError, match="backup"):
+            step_restore(target, path, [], new, old)
     assert read(target) == ORIGINAL
 
 
@@ -199,16 +225,19 @@ def test_restore_keeps_a_concurrent_change(target):
     extra = key(comment="added-meanwhile").line()
     with open(target.path, "a", encoding="utf-8") as handle:
         handle.write(extra + "\n")
-    result = step_restore(target, added["original"], [added["written"]], new, old)
+    result = step_restore(target, added["run_backup"], [added["written"]], new, old)
     assert result["restored"] == "merged"
     text = read(target)
     assert extra in text and OLD.identity() in text and NEW.identity() not in text
 
 
 def test_restore_of_an_untouched_file_does_nothing(target):
-    write(target, ORIGINAL)
-    result = step_restore(target, ORIGINAL, [], parse_new_key(NEW.line(), True), parse_old_keys([OLD.line()]))
-    assert result["changed"] is False and read(target) == ORIGINAL
+    write(target, f"{OLD.line()}\n{NEW.line()}\n")
+    new, old = parse_new_key(NEW.line(), True), parse_old_keys([OLD.line()])
+    added = step_add(target, new, old)
+    assert added["outcome"] == "both"
+    result = step_restore(target, added["run_backup"], [], new, old)
+    assert result["changed"] is False and read(target) == f"{OLD.line()}\n{NEW.line()}\n"
 
 
 # -- one module run ------------------------------------------------------------------------------
@@ -226,10 +255,11 @@ def test_run_step_needs_the_action_plugin(target):
         run_step(base_params(target))
 
 
-def test_run_step_refuses_a_restore_without_the_original(target):
+@pytest.mark.parametrize("phase", ["restore", "forget"])
+def test_run_step_refuses_a_step_without_the_run_backup(target, phase):
     write(target, ORIGINAL)
-    with pytest.raises(RotateError, match="original"):
-        run_step(base_params(target, _phase="restore"))
+    with pytest.raises(RotateError, match="backup"):
+        run_step(base_params(target, _phase=phase))
 
 
 def test_run_step_add_then_remove(target):

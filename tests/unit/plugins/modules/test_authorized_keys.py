@@ -177,3 +177,79 @@ def test_info_reports_every_key(run, keyfile):
 def test_info_of_a_missing_file(run, keyfile):
     info = run(authorized_keys_info.main, {"path": str(keyfile)})
     assert info["exists"] is False and info["public_keys"] == [] and info["invalid_lines"] == []
+
+
+@pytest.fixture()
+def alice(tmp_path, monkeypatch):
+    """A user 'alice' whose home is a temporary directory, while HOME points at a decoy."""
+    home = tmp_path / "alice"
+    home.mkdir()
+    decoy = tmp_path / "decoy"
+    (decoy / ".ssh").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(decoy))
+    uid = os.getuid() if os.geteuid() != 0 else 4321
+    entry = pwd.struct_passwd(("alice", "x", uid, uid, "", str(home), "/bin/sh"))
+    real = pwd.getpwnam
+    monkeypatch.setattr(pwd, "getpwnam", lambda name: entry if name == "alice" else real(name))
+    return home, decoy, uid
+
+
+@pytest.mark.parametrize("module", ["authorized_keys", "authorized_keys_info"])
+@pytest.mark.parametrize("path", ["~/.ssh/authorized_keys", "~alice/.ssh/authorized_keys", None])
+def test_tilde_resolves_against_the_managed_user_not_the_runner(run, alice, module, path):
+    home, decoy, uid = alice
+    args = {"user": "alice", "keys": [pub("ed25519")]} if module == "authorized_keys" else {"user": "alice"}
+    if path is not None:
+        args["path"] = path
+    main = authorized_keys.main if module == "authorized_keys" else authorized_keys_info.main
+    result = run(main, args)
+    assert result["path"] == str(home / ".ssh" / "authorized_keys")
+    assert list((decoy / ".ssh").iterdir()) == []
+    if module == "authorized_keys":
+        written = home / ".ssh" / "authorized_keys"
+        assert written.read_text() == pub("ed25519") + "\n" and written.stat().st_uid == uid
+        lock = home / ".ssh" / ".authorized_keys.lock"
+        assert lock.stat().st_uid == uid
+
+
+def test_a_private_key_in_any_option_is_masked_in_every_echo(run_module, keyfile, tmp_path):
+    subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-m", "PEM", "-f", str(tmp_path / "id")],
+                   check=True)
+    private = (tmp_path / "id").read_text()
+    body = [line for line in private.splitlines() if not line.startswith("-----")]
+    keyfile.parent.mkdir(parents=True)
+    for args in ({"keys": [{"key": pub("ed25519"), "comment": private}]},
+                 {"keys": [{"key": pub("ed25519"), "options": private}]},
+                 {"keys": [pub("ed25519")], "replace_missing": private},
+                 {"keys": [pub("ed25519")], "path": private},
+                 {"keys": [pub("ed25519")], "user": private},
+                 {"keys": [pub("ed25519")], "exclusive": private}):
+        result, out = run_module(authorized_keys.main, dict({"user": ME, "path": str(keyfile)}, **args),
+                                 credentials=False)
+        assert result["failed"], args
+        for line in body:
+            assert line not in out
+    assert not keyfile.exists()
+
+
+def test_exclusive_with_an_empty_item_fails_and_keeps_every_key(run, keyfile):
+    keyfile.parent.mkdir(parents=True)
+    keyfile.write_text(f"{pub('ed25519')}\n{pub('rsa2048')}\n")
+    for keys in ([""], ["  \n"], ["# nothing here"], []):
+        result = run(authorized_keys.main, {"path": str(keyfile), "keys": keys, "exclusive": True})
+        assert result["failed"] and ("holds no key" in result["msg"] or "allow_empty" in result["msg"])
+    assert keyfile.read_text() == f"{pub('ed25519')}\n{pub('rsa2048')}\n"
+    emptied = run(authorized_keys.main, {"path": str(keyfile), "keys": [], "exclusive": True, "allow_empty": True})
+    assert emptied["changed"] and keyfile.read_text() == ""
+
+
+def test_a_file_that_is_not_utf8_works_with_diff_every_time(run, keyfile):
+    keyfile.parent.mkdir(parents=True)
+    keyfile.write_bytes(b"# \xff\xfe not utf-8\n")
+    for _attempt in range(2):
+        result = run(authorized_keys.main, {"path": str(keyfile), "keys": [pub("ed25519")]}, diff=True)
+        assert not result.get("failed"), result
+        assert "\\xff\\xfe" in result["diff"]["before"]
+    assert keyfile.read_bytes() == b"# \xff\xfe not utf-8\n" + pub("ed25519").encode() + b"\n"
+    info = run(authorized_keys_info.main, {"path": str(keyfile)})
+    assert not info.get("failed") and info["public_keys"][0]["type"] == pub("ed25519").split()[0]

@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import os
+import socket
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -104,10 +106,25 @@ def test_private_key_file_checks(tmp_path):
     assert "c2VjcmV0" not in str(error.value)
     path.chmod(0o600)
     assert check_private_key_file(str(path), "new_private_key_path") == secret.encode()
-    with pytest.raises(ProofError, match="cannot be read"):
+    with pytest.raises(ProofError, match="does not exist"):
         check_private_key_file(str(tmp_path / "missing"), "new_private_key_path")
     with pytest.raises(ProofError, match="not a regular file"):
         check_private_key_file(str(tmp_path), "new_private_key_path")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket", "device"])
+def test_a_private_key_path_that_is_no_regular_file_fails_at_once(tmp_path, kind, no_hang):
+    # open() of a FIFO waits for a writer: the task would hang for good.
+    path = tmp_path / "id"
+    if kind == "fifo":
+        os.mkfifo(path, 0o600)
+    elif kind == "socket":
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(path))
+    else:
+        path = Path("/dev/null")
+    with pytest.raises(ProofError, match="not a regular file"):
+        check_private_key_file(str(path), "new_private_key_path")
 
 
 def fake_ssh(tmp_path, script: str) -> str:
