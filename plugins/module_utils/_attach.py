@@ -10,17 +10,16 @@ import re
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import (
-    MAX_INSTANCE_IDS,
-    EcsApiError,
-    chunks,
-    json_list,
-)
+from ansible_collections.sshkeys.ecs.plugins.module_utils._bind import first_error, send_batches
+from ansible_collections.sshkeys.ecs.plugins.module_utils._changes import PartialChangeError, join_ids
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair import KeypairError, validate_name
+from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import quote_input
 
 # ECS instance ids: "i-" and lower-case letters and digits (20 on current instances, fewer on
-# old ones). Anything else cannot name an instance, so it is refused before any call.
-INSTANCE_ID_PATTERN = re.compile(r"^i-[0-9a-z]{2,62}$")
+# old ones). Anything else cannot name an instance, so it is refused before any call. Matched
+# against the whole string (fullmatch): with re.match, '$' also matches before a final newline.
+INSTANCE_ID_PATTERN = re.compile(r"i-[0-9a-z]{2,62}")
 # Only these statuses take a key pair (the others are moments of a transition).
 BINDABLE = ("Running", "Stopped")
 WINDOWS_CODE = "DependencyViolation.WindowsInstance"
@@ -40,12 +39,13 @@ class AttachError(ValueError):
     """Bad input or a state that makes the job impossible; raised before any change."""
 
 
-class JobFailed(Exception):
-    """Some instances failed after the job started; carries the result to report."""
+class JobFailed(PartialChangeError):
+    """Some instances failed after the job started; carries the result to report and the
+    changes made (the instances attached or detached, and rebooted)."""
 
-    def __init__(self, message: str, result: Dict[str, Any]) -> None:
-        super().__init__(message)
-        self.result = result
+    def __init__(self, message: str, result: Dict[str, Any], error: Optional[EcsApiError] = None,
+                 rebooted: Sequence[str] = ()) -> None:
+        super().__init__(message, changes=changes_of(result, rebooted), error=error, result=result)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -58,13 +58,16 @@ def check_input(key_pair_name: str, instance_ids: Sequence[Any], wait_timeout: i
         validate_name(key_pair_name, "key_pair_name")
     except KeypairError as exc:
         raise AttachError(str(exc)) from None
+    # Spaces around an id are dropped: a list given as one string ("i-a, i-b") arrives as
+    # ["i-a", " i-b"]. What is left must be an id as a whole.
     ids = [str(item).strip() for item in instance_ids or []]
     if not ids:
         raise AttachError("instance_ids is empty: give at least one instance id")
-    malformed = [item for item in ids if not INSTANCE_ID_PATTERN.match(item)]
+    malformed = [item for item in ids if not INSTANCE_ID_PATTERN.fullmatch(item)]
     if malformed:
         raise AttachError("malformed instance ids (expected i- and lower-case letters or digits): "
-                          + ", ".join(repr(item) for item in malformed))
+                          + ", ".join(quote_input(item) for item in malformed[:20])
+                          + (f" and {len(malformed) - 20} more" if len(malformed) > 20 else ""))
     seen: Dict[str, int] = {}
     for item in ids:
         seen[item] = seen.get(item, 0) + 1
@@ -171,61 +174,6 @@ def make_plan(ids: Sequence[str], found: Mapping[str, Mapping[str, Any]], name: 
 # Applying.
 
 
-def result_rows(reply: Mapping[str, Any]) -> Dict[str, Mapping[str, Any]]:
-    results = reply.get("Results")
-    rows = results.get("Result") if isinstance(results, dict) else None
-    return {str(r.get("InstanceId")): r for r in rows or [] if isinstance(r, dict)}
-
-
-def succeeded(row: Optional[Mapping[str, Any]]) -> bool:
-    return row is not None and str(row.get("Success")).lower() == "true"
-
-
-def send_batches(client: Any, action: str, name: str, ids: Sequence[str]) -> Dict[str, Dict[str, Any]]:
-    """AttachKeyPair/DetachKeyPair in batches of 50: {instance id: {ok, code, message}}.
-
-    FailCount is checked against the rows: a batch that reports failures it does not itemise
-    marks its instances without a successful row as failed. An API error ends the job: the
-    instances of that batch and of later ones are reported as not done.
-    """
-    outcome: Dict[str, Dict[str, Any]] = {}
-    groups = list(chunks(ids, MAX_INSTANCE_IDS))
-    for index, group in enumerate(groups):
-        try:
-            reply = client.call(action, {"KeyPairName": name, "InstanceIds": json_list(group)})
-        except EcsApiError as error:
-            for later in groups[index:]:
-                for instance_id in later:
-                    outcome[instance_id] = {"ok": False, "code": error.code,
-                                            "message": f"not done: {error}"}
-            break
-        rows = result_rows(reply)
-        try:
-            fail_count = int(reply.get("FailCount") or 0)
-        except (TypeError, ValueError):
-            fail_count = len(group)
-        unaccounted = fail_count - sum(1 for i in group if i in rows and not succeeded(rows[i])) \
-            - sum(1 for i in group if i not in rows)
-        for instance_id in group:
-            row = rows.get(instance_id)
-            if row is None:
-                outcome[instance_id] = {"ok": False, "code": "NoResult",
-                                        "message": f"the reply (FailCount {reply.get('FailCount')}) has no "
-                                                   "result for this instance"}
-            elif not succeeded(row):
-                outcome[instance_id] = {"ok": False, "code": str(row.get("Code") or "Failed"),
-                                        "message": str(row.get("Message") or "")}
-            elif unaccounted > 0:
-                # FailCount says more failed than the rows show: no row of this batch can be trusted.
-                outcome[instance_id] = {"ok": False, "code": "FailCountMismatch",
-                                        "message": f"the reply says {fail_count} failed but its results do not "
-                                                   "show which; run again to check"}
-            else:
-                outcome[instance_id] = {"ok": True, "code": str(row.get("Code") or "200"),
-                                        "message": str(row.get("Message") or "successful")}
-    return outcome
-
-
 def reboot(client: Any, ids: Sequence[str], force_stop: bool) -> Dict[str, Optional[EcsApiError]]:
     """RebootInstance for each id: {id: None or the error}."""
     errors: Dict[str, Optional[EcsApiError]] = {}
@@ -296,13 +244,9 @@ def diff_of(entries: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
             "after": {"instances": {e["instance_id"]: e["key_pair_after"] for e in entries}}}
 
 
-def run(client: Any, params: Mapping[str, Any], check_mode: bool, warn: Callable[[str], None], *,
-        clock: Optional[Callable[[], float]] = None, sleep: Optional[Callable[[float], None]] = None,
-        poll: float = 2.0) -> Dict[str, Any]:
-    """Decide with DescribeKeyPairs/DescribeInstances, then attach or detach, then reboot.
-
-    Raises AttachError before any change, JobFailed after a change when something failed.
-    """
+def plan_job(client: Any, params: Mapping[str, Any], check_mode: bool,
+             warn: Callable[[str], None]) -> List[Dict[str, Any]]:
+    """The per-instance entries of the job, decided from reads only (AttachError when impossible)."""
     name = params["key_pair_name"]
     state = params["state"]
     ids = check_input(name, params["instance_ids"], params["wait_timeout"])
@@ -313,14 +257,30 @@ def run(client: Any, params: Mapping[str, Any], check_mode: bool, warn: Callable
     entries, warnings = make_plan(ids, found, name, state, params.get("skip_windows", False))
     for text in warnings:
         warn(text)
-    to_change = [e for e in entries if e["action"] in ("attached", "detached")]
     reboot_wanted = bool(params.get("reboot"))
-    for one in to_change:
+    for one in entries:
+        if one["action"] not in ("attached", "detached"):
+            continue
         # A running instance takes the change at a reboot (if asked for), a stopped one at its start.
         one["needs_restart"] = not (reboot_wanted and one["status"] == "Running")
         if check_mode:
             one["message"] = f"would be {one['action']} (check mode)" + (
                 "; takes effect at the next start" if one["status"] == "Stopped" else "")
+    return entries
+
+
+def run(client: Any, params: Mapping[str, Any], check_mode: bool, warn: Callable[[str], None], *,
+        clock: Optional[Callable[[], float]] = None, sleep: Optional[Callable[[float], None]] = None,
+        poll: float = 2.0) -> Dict[str, Any]:
+    """Decide with DescribeKeyPairs/DescribeInstances, then attach or detach, then reboot.
+
+    Raises AttachError before any change, JobFailed after a change when something failed.
+    """
+    name = params["key_pair_name"]
+    state = params["state"]
+    entries = plan_job(client, params, check_mode, warn)
+    to_change = [e for e in entries if e["action"] in ("attached", "detached")]
+    reboot_wanted = bool(params.get("reboot"))
     result = summary(entries, name, state)
     result["would_restart"] = [e["instance_id"] for e in to_change
                                if reboot_wanted and e["status"] == "Running"]
@@ -329,7 +289,35 @@ def run(client: Any, params: Mapping[str, Any], check_mode: bool, warn: Callable
 
     action = "AttachKeyPair" if state == "present" else "DetachKeyPair"
     outcome = send_batches(client, action, name, [e["instance_id"] for e in to_change])
-    skip_windows = params.get("skip_windows", False)
+    record_outcome(to_change, outcome, params.get("skip_windows", False), warn)
+    done = [e for e in to_change if e["action"] in ("attached", "detached")]
+    # Reboot only what changed in this run and is running: a re-run finds the binding in place,
+    # changes nothing and so reboots nothing a second time.
+    to_reboot = [e for e in done if reboot_wanted and e["status"] == "Running"]
+    rebooted = request_reboots(client, to_reboot, params.get("force_stop", False))
+    try:
+        timed_out = wait_rebooted(client, to_reboot, rebooted, params["wait_timeout"], clock=clock, sleep=sleep,
+                                  poll=poll)
+    except EcsApiError as error:
+        # The attach or detach (and the reboots) are done: a failing wait must not hide them.
+        result = summary(entries, name, state)
+        result["would_restart"] = []
+        raise JobFailed(f"waiting for the rebooted instances failed: {error}; "
+                        + failure_message(entries, result["failed_instances"], [], [], params["wait_timeout"]),
+                        result, error, rebooted) from None
+    result = summary(entries, name, state)
+    result["would_restart"] = []
+    failed = result["failed_instances"]
+    reboot_failed = [e["instance_id"] for e in to_reboot if e.get("restart_error")]
+    if failed or reboot_failed or timed_out:
+        raise JobFailed(failure_message(entries, failed, reboot_failed, timed_out, params["wait_timeout"]), result,
+                        first_error(outcome), rebooted)
+    return result
+
+
+def record_outcome(to_change: Sequence[Dict[str, Any]], outcome: Mapping[str, Mapping[str, Any]],
+                   skip_windows: bool, warn: Callable[[str], None]) -> None:
+    """Write each instance's answer into its entry: done, skipped (Windows) or failed."""
     for one in to_change:
         got = outcome[one["instance_id"]]
         one["code"], one["message"] = got["code"], got["message"]
@@ -342,38 +330,54 @@ def run(client: Any, params: Mapping[str, Any], check_mode: bool, warn: Callable
             warn(f"skipped {one['instance_id']}: the service says it is a Windows instance")
         else:
             one.update(action="failed", key_pair_after=one["key_pair_before"], needs_restart=False)
-    done = [e for e in to_change if e["action"] in ("attached", "detached")]
 
-    # Reboot only what changed in this run and is running: a re-run finds the binding in place,
-    # changes nothing and so reboots nothing a second time.
-    to_reboot = [e for e in done if reboot_wanted and e["status"] == "Running"]
-    timed_out: List[str] = []
-    if to_reboot:
-        errors = reboot(client, [e["instance_id"] for e in to_reboot], params.get("force_stop", False))
-        rebooted = []
-        for one in to_reboot:
-            error = errors[one["instance_id"]]
-            if error is None:
-                rebooted.append(one["instance_id"])
-            else:
-                one.update(needs_restart=True, restart_error=error.as_dict(),
-                           message=f"{one['message']}; the reboot failed: {error}")
-        last, timed_out = wait_running(client, rebooted, params["wait_timeout"], clock=clock or time.monotonic,
-                                       sleep=sleep or time.sleep, poll=poll)
-        for one in to_reboot:
-            item = last.get(one["instance_id"])
-            if item is not None:
-                one["status"] = item.get("Status")
-            if one["instance_id"] in rebooted:
-                one["restarted"] = one["instance_id"] not in timed_out
-                one["needs_restart"] = False
-    result = summary(entries, name, state)
-    result["would_restart"] = []
-    failed = result["failed_instances"]
-    reboot_failed = [e["instance_id"] for e in to_reboot if e.get("restart_error")]
-    if failed or reboot_failed or timed_out:
-        raise JobFailed(failure_message(entries, failed, reboot_failed, timed_out, params["wait_timeout"]), result)
-    return result
+
+def request_reboots(client: Any, to_reboot: Sequence[Dict[str, Any]], force_stop: bool) -> List[str]:
+    """RebootInstance for each entry; returns the ids rebooted, marks the others' entries."""
+    if not to_reboot:
+        return []
+    errors = reboot(client, [e["instance_id"] for e in to_reboot], force_stop)
+    rebooted = []
+    for one in to_reboot:
+        error = errors[one["instance_id"]]
+        if error is None:
+            rebooted.append(one["instance_id"])
+        else:
+            one.update(needs_restart=True, restart_error=error.as_dict(),
+                       message=f"{one['message']}; the reboot failed: {error}")
+    return rebooted
+
+
+def wait_rebooted(client: Any, to_reboot: Sequence[Dict[str, Any]], rebooted: List[str], timeout: float, *,
+                  clock: Optional[Callable[[], float]], sleep: Optional[Callable[[float], None]],
+                  poll: float) -> List[str]:
+    """Wait for the rebooted instances and note their status; returns the ids not back in time."""
+    if not to_reboot:
+        return []
+    last, timed_out = wait_running(client, rebooted, timeout, clock=clock or time.monotonic,
+                                   sleep=sleep or time.sleep, poll=poll)
+    for one in to_reboot:
+        item = last.get(one["instance_id"])
+        if item is not None:
+            one["status"] = item.get("Status")
+        if one["instance_id"] in rebooted:
+            one["restarted"] = one["instance_id"] not in timed_out
+            one["needs_restart"] = False
+    return timed_out
+
+
+def changes_of(result: Mapping[str, Any], rebooted: Sequence[str] = ()) -> List[str]:
+    """What a (partly) done job changed, for the failure result: attached/detached and rebooted."""
+    name = result.get("key_pair_name")
+    entries = result.get("instances") or []
+    changes = []
+    for action, verb in (("attached", "attached key pair {} to "), ("detached", "detached key pair {} from ")):
+        ids = [e["instance_id"] for e in entries if e.get("action") == action]
+        if ids:
+            changes.append(verb.format(name) + join_ids(ids))
+    if rebooted:
+        changes.append("rebooted " + join_ids(list(rebooted)))
+    return changes
 
 
 def failure_message(entries: Sequence[Mapping[str, Any]], failed: Sequence[str], reboot_failed: Sequence[str],

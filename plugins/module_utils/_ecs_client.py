@@ -22,6 +22,8 @@ from urllib.parse import quote, urlsplit
 
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Tuple
 
+from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import quote_input
+
 API_VERSION = "2014-05-26"
 USER_AGENT = "sshkeys.ecs/0.1.0"
 SIGNATURE_V3 = "v3"
@@ -221,13 +223,13 @@ def parse_endpoint(endpoint: Optional[str], region: str) -> Tuple[str, str, Opti
     parts = urlsplit(text)
     # Spaces or control characters would only fail later, deep in http.client, as a crash.
     if parts.scheme not in ("http", "https") or not parts.hostname or not _HOST_CHARS.fullmatch(parts.hostname):
-        raise ValueError(f"ecs_endpoint {endpoint!r} is neither a host name nor an http(s) URL")
+        raise ValueError(f"ecs_endpoint {quote_input(endpoint)} is neither a host name nor an http(s) URL")
     if parts.path not in ("", "/") or parts.query or parts.username:
-        raise ValueError(f"ecs_endpoint {endpoint!r} must be a bare host or scheme://host[:port]")
+        raise ValueError(f"ecs_endpoint {quote_input(endpoint)} must be a bare host or scheme://host[:port]")
     try:
         port = parts.port
     except ValueError as exc:
-        raise ValueError(f"ecs_endpoint {endpoint!r} has an invalid port") from exc
+        raise ValueError(f"ecs_endpoint {quote_input(endpoint)} has an invalid port") from exc
     return parts.scheme, parts.hostname, port
 
 
@@ -336,7 +338,7 @@ class EcsClient:
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
                  nonce: Callable[[], str] = new_nonce) -> None:
         if signature_version not in (SIGNATURE_V3, SIGNATURE_V1):
-            raise ValueError(f"unknown signature version {signature_version!r} (use v3 or v1)")
+            raise ValueError(f"unknown signature version {quote_input(signature_version)} (use v3 or v1)")
         if not region:
             raise ValueError("a region is required")
         self.credentials = credentials
@@ -437,6 +439,14 @@ class EcsClient:
     def pause(self, attempt: int) -> None:
         """The backoff wait before retry number attempt, for callers that retry on their own terms."""
         self._sleep(backoff_delay(attempt, self.backoff_base, self.backoff_cap))
+
+    def wait(self, seconds: float) -> None:
+        """A plain wait (the client's sleep, so tests that replace it do not really wait)."""
+        self._sleep(seconds)
+
+    def sends_of(self, action: str) -> int:
+        """How many requests of this action were sent so far, retries included."""
+        return self.actions.count(action)
 
     def paginate(self, action: str, params: Optional[Mapping[str, Any]], path: Sequence[str],
                  page_size: Optional[int] = None) -> Iterator[dict]:

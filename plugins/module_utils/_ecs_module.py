@@ -8,15 +8,24 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any, Callable, Mapping, Optional, Tuple
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.sshkeys.ecs.plugins.module_utils._changes import PartialChangeError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import (
     Credentials,
     EcsApiError,
     EcsClient,
 )
+from ansible_collections.sshkeys.ecs.plugins.module_utils._masking import MaskingAnsibleModule
+from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import (
+    looks_like_private_key,
+    quote_input,
+    secret_values,
+)
+from ansible_collections.sshkeys.ecs.plugins.module_utils._regular_file import UnsafeFileError, read_regular
 
 # Environment names, most specific first: the Alibaba Cloud SDK and CLI names, then the ones of
 # the existing alibaba.alicloud collection.
@@ -29,6 +38,10 @@ ENV_PROFILE = ("ALIBABA_CLOUD_PROFILE", "ALIBABACLOUD_PROFILE", "ALICLOUD_PROFIL
 # The Alibaba tools' switch to ignore the CLI profile file (tests set it); honoured here too.
 ENV_PROFILE_DISABLED = "ALIBABA_CLOUD_CLI_PROFILE_DISABLED"
 DEFAULT_PROFILE_FILE = os.path.join("~", ".aliyun", "config.json")
+# The CLI writes a few KiB; anything this large is not its profile file.
+MAX_PROFILE_FILE = 1024 * 1024
+# Region ids: cn-hangzhou, ap-southeast-1, cn-shanghai-finance-1, ... (matched as a whole).
+REGION_PATTERN = re.compile(r"[a-z]{2,}(?:-[a-z0-9]+)+")
 
 
 def ecs_argument_spec() -> dict:
@@ -61,12 +74,16 @@ def read_cli_profile(path: str, name: Optional[str]) -> dict:
     Only the AK and StsToken modes carry keys we can sign with; other modes (RAM role, ECS
     metadata, ...) are refused with a message that says which option to use instead.
     """
+    # Read only when it is a regular file: a FIFO planted there would otherwise block forever.
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
+        raw = read_regular(path, f"the Alibaba Cloud CLI profile file {path}", limit=MAX_PROFILE_FILE)
+    except UnsafeFileError as exc:
+        if exc.reason == "missing":
+            return {}
+        raise CredentialError(str(exc)) from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except ValueError as exc:
         raise CredentialError(f"cannot read the Alibaba Cloud CLI profile file {path}: {type(exc).__name__}") from None
     if not isinstance(data, dict):
         raise CredentialError(f"the Alibaba Cloud CLI profile file {path} is not a JSON object")
@@ -75,19 +92,19 @@ def read_cli_profile(path: str, name: Optional[str]) -> dict:
     profile = next((p for p in profiles if isinstance(p, dict) and p.get("name") == wanted), None)
     if profile is None:
         if name:
-            raise CredentialError(f"profile {name!r} is not in the Alibaba Cloud CLI profile file {path}")
+            raise CredentialError(f"profile {quote_input(name)} is not in the Alibaba Cloud CLI profile file {path}")
         return {}
     mode = profile.get("mode") or "AK"
     if mode not in ("AK", "StsToken"):
         raise CredentialError(
-            f"profile {wanted!r} of {path} uses mode {mode!r}; only AK and StsToken profiles are supported, "
-            "give alicloud_access_key and alicloud_secret_key instead")
+            f"profile {quote_input(wanted)} of {path} uses mode {quote_input(mode)}; only AK and StsToken profiles "
+            "are supported, give alicloud_access_key and alicloud_secret_key instead")
     return {
         "access_key": profile.get("access_key_id") or None,
         "secret_key": profile.get("access_key_secret") or None,
         "security_token": (profile.get("sts_token") or None) if mode == "StsToken" else None,
         "region": profile.get("region_id") or None,
-        "source": f"profile {wanted!r} of {path}",
+        "source": f"profile {quote_input(wanted)} of {path}",
     }
 
 
@@ -121,6 +138,59 @@ def resolve_credentials(params: Mapping[str, Any], environ: Mapping[str, str],
     return Credentials(access_key, secret_key, token), region, endpoint
 
 
+def check_sent_values(credentials: Credentials, region: str) -> None:
+    """Refuse, before any request, values that travel in every request and cannot be right: a
+    region that is no region id, an AccessKey ID or token with spaces, control characters or
+    private key material (which would otherwise be sent to the endpoint)."""
+    if not REGION_PATTERN.fullmatch(region):
+        raise CredentialError(f"region {quote_input(region)} is not a region id like cn-hangzhou")
+    for what, value in (("the AccessKey ID", credentials.access_key_id),
+                        ("the security token", credentials.security_token)):
+        if not value:
+            continue
+        if looks_like_private_key(value):
+            raise CredentialError(f"{what} holds private key material; nothing was sent")
+        if value != value.strip() or any(ord(char) < 33 or ord(char) == 127 for char in value):
+            raise CredentialError(f"{what} holds white space or control characters (a trailing newline from a "
+                                  "YAML block scalar or a file?)")
+
+
+WITHHELD_KEY = "(withheld: private key material)"
+
+
+def withhold_secret_keys(value: Any) -> int:
+    """Rename, in place, every mapping key inside value that holds private key material.
+
+    Ansible masks the values of no_log_values wherever they show, but never the keys of a
+    mapping: a private key pasted as a tag key would be echoed in the task's invocation. Returns
+    how many keys were withheld (the module then fails: such a tag cannot be meant).
+    """
+    count = 0
+    if isinstance(value, dict):
+        for key in list(value):
+            item = value[key]
+            count += withhold_secret_keys(item)
+            if isinstance(key, str) and secret_values(key):
+                del value[key]
+                count += 1
+                value[f"{WITHHELD_KEY} {count}"] = item
+    elif isinstance(value, list):
+        for item in value:
+            count += withhold_secret_keys(item)
+    return count
+
+
+class _EcsAnsibleModule(MaskingAnsibleModule):
+    """MaskingAnsibleModule that also withholds key material given as a mapping key (a tag key)."""
+
+    withheld_keys = 0
+
+    def _load_params(self) -> None:
+        super()._load_params()
+        if isinstance(self.params, dict):
+            self.withheld_keys = withhold_secret_keys(self.params)
+
+
 class EcsModule:
     """AnsibleModule plus the common options, the client, and the one way to fail."""
 
@@ -128,7 +198,12 @@ class EcsModule:
                  **kwargs: Any) -> None:
         spec = ecs_argument_spec()
         spec.update(argument_spec or {})
-        self.module = AnsibleModule(argument_spec=spec, **kwargs)
+        # Masks every option value that holds private key material from the moment the arguments
+        # are loaded: Ansible's own checks (choices, types) may quote a value in their errors.
+        self.module = _EcsAnsibleModule(argument_spec=spec, **kwargs)
+        if self.module.withheld_keys:
+            self.fail("a mapping key of the options (a tag key?) holds private key material; it is not shown, and "
+                      "nothing was sent")
         self.params = self.module.params
         self.check_mode = self.module.check_mode
         self._client_factory = client_factory or EcsClient
@@ -144,6 +219,7 @@ class EcsModule:
         params = self.params
         try:
             credentials, region, endpoint = resolve_credentials(params, os.environ)
+            check_sent_values(credentials, region)
         except CredentialError as exc:
             self.fail(str(exc))
         # Secrets found at run time (environment, profile file) are masked like no_log options.
@@ -169,20 +245,31 @@ class EcsModule:
         self.module.warn(message)
 
     def fail(self, msg: str, **result: Any) -> None:
+        # A failure that does not say otherwise changed nothing (failures after a change go
+        # through fail_partial, with the changes named).
+        result.setdefault("changed", False)
         self.module.fail_json(msg=msg, **result)
 
     def fail_api(self, error: EcsApiError, msg: Optional[str] = None, **result: Any) -> None:
         """The one failure path for API errors: code and request id in the message and the result."""
         text = f"{msg}: {error}" if msg else str(error)
+        result.setdefault("changed", False)
         self.module.fail_json(msg=text, error=error.as_dict(), **result)
 
     def exit(self, **result: Any) -> None:
         self.module.exit_json(**result)
 
+    def fail_partial(self, failure: PartialChangeError) -> None:
+        """The one failure path after changes: what was changed is in `changes` (and `changed`)."""
+        self.module.fail_json(msg=failure.message, **failure.failure())
+
     def run(self, body: Callable[["EcsModule"], Mapping[str, Any]]) -> None:
-        """Runs body(self) and exits with its result; API errors become one kind of failure."""
+        """Runs body(self) and exits with its result; API errors become one kind of failure, and
+        a failure after changes names them."""
         try:
             result = body(self)
+        except PartialChangeError as failure:
+            self.fail_partial(failure)
         except EcsApiError as error:
             self.fail_api(error)
         self.exit(**result)

@@ -36,7 +36,8 @@ options:
   name:
     description:
       - The key pair name. 2 to 128 characters, starting with a letter; letters, digits, V(.), V(:),
-        V(_) and V(-); not starting with C(http://) or C(https://).
+        V(_) and V(-); not starting with C(http://) or C(https://). The whole value is checked: a name that ends
+        with a newline (a YAML block scalar C(|) adds one) or a space is refused.
       - One of O(name) and O(names) is required.
     type: str
     aliases: [key_pair_name]
@@ -96,8 +97,19 @@ options:
       - Where the private key of a created key pair is written, mode 0600, through a temporary file in
         the same directory and a rename. The temporary file is made before the key pair is created, so a
         missing or read-only directory fails before anything changes.
-      - An existing different file is not overwritten unless O(overwrite_private_key=true). A symbolic link, as the file or as its directory, is refused.
-      - When the key pair exists and this file holds a private key, its public key is compared with the key pair's.
+      - An existing different file is not overwritten unless O(overwrite_private_key=true). A symbolic link, as the file
+        or as its directory, is refused, and so is anything that is not a regular file (a FIFO, a socket, a device).
+      - When the key pair exists and this file holds a private key, its public key is compared with the key pair's. An
+        existing file must be a regular file owned by the user running the module that group and others cannot access
+        (mode 0600 or 0400), as ssh requires; otherwise the task fails before any change.
+      - While the task runs, it holds an advisory lock on C(.<name>.lock) in the same directory (created mode 0600,
+        removed at the end), so two runs on one controller for the same file take turns. Runs on different machines
+        cannot see each other's lock.
+      - Just before CreateKeyPair it writes C(.<name>.pending) in the same directory (mode 0600; the key pair name and
+        region, nothing secret) and removes it once the private key is saved or the key pair is known to be gone. A
+        later run that finds the key pair, no private key in this file and this marker knows that the answer of an
+        earlier CreateKeyPair was lost (nobody ever held that private key), and deletes and creates the key pair again,
+        with a warning.
     type: path
   overwrite_private_key:
     description:
@@ -116,8 +128,14 @@ options:
       - What to do when the key pair exists with another public key than the one wanted.
       - V(fail) stops with an error naming both SHA256 fingerprints; V(keep) leaves it and warns;
         V(replace) deletes it and creates or imports the wanted key under the same name.
-      - A key pair made by the cloud cannot be compared unless O(private_key_path) holds its private key;
-        otherwise it is left alone with a warning.
+      - With the default O(generate=cloud), a key pair that exists while O(private_key_path) does not is a mismatch
+        too (ECS returns a private key only once, when it creates the key pair), unless the marker of a lost
+        CreateKeyPair answer names it (see O(private_key_path)). V(fail) says so, V(keep) leaves it with a warning,
+        V(replace) deletes it and creates a new one whose private key is saved. Without O(private_key_path)
+        (O(return_private_key) only), an existing key pair is left alone with a warning.
+      - When a replacement fails after the old key pair was deleted, the old public key is imported again and
+        attached again to the instances it was detached from; the failure says whether that worked and lists every
+        change in RV(changes).
     type: str
     choices: [fail, replace, keep]
     default: fail
@@ -125,6 +143,10 @@ options:
     description:
       - Before deleting or replacing a key pair that instances hold, detach it from them (DetachKeyPair).
         After a replacement the new key pair is attached to the same instances again.
+      - When a detach fails for some instances, the ones already detached are attached again and nothing is replaced.
+        When the new key pair cannot be attached, the failure names the instances left without a key pair and the
+        P(sshkeys.ecs.ecs_keypair_attach#module) task that finishes the job (a re-run of this task finds the new key
+        pair in place and does not know those instances).
       - Without it, deleting an attached key pair either succeeds while the instances keep it (and the
         name stays taken) or is refused by ECS, depending on the service; the module warns or fails clearly.
     type: bool
@@ -136,8 +158,12 @@ options:
     default: false
   tags:
     description:
-      - Tags for the key pair, up to 20. Keys must not start with C(aliyun) or C(acs:).
+      - Tags for the key pair, up to 20. Keys must not start with C(aliyun) or C(acs:); neither keys nor values may
+        contain C(http://) or C(https://), in any letter case.
       - Not set means tags are left as they are.
+      - Changed tags are set (TagResources) before the others are removed (UntagResources), so a failure in between
+        loses no tag; only when the old and new tags together would pass 20 are the old ones removed first. A failure
+        after the first call lists what was set or removed in RV(changes).
     type: dict
   purge_tags:
     description:
@@ -151,8 +177,13 @@ options:
 notes:
   - The private key of a cloud-created key pair is written to O(private_key_path) before anything else
     happens. If writing fails after the key pair was created, the key pair is deleted again (nobody could
-    log in with it) and the task fails without showing the key. If the API reply itself is lost, a key pair
-    the reply may have created is deleted and creation is tried again.
+    log in with it) and the task fails without showing the key. If the API reply itself is lost (a timeout, a
+    dropped connection, a server error), a key pair the reply may have created is deleted at once and creation is
+    tried again; after the last try, a request that timed out may still commit late, so the module looks again
+    after a pause and deletes what appeared. A key pair that matches the private key already in
+    O(private_key_path) is another run's success and is never deleted.
+  - A failure after the task changed something (detached instances, deleted a key pair, set or removed tags) reports
+    C(changed=true) and lists the changes in RV(changes); a failure that changed nothing reports C(changed=false).
   - Key pairs apply to Linux instances only. Attaching, detaching and replacing take effect when an instance restarts.
 seealso:
   - module: sshkeys.ecs.ecs_keypair_info
@@ -275,8 +306,17 @@ private_key:
     - The unencrypted private key of a key pair created by this task. Protect it - set C(no_log) to C(true) on the task.
   returned: when O(return_private_key=true) and the key pair was created by this task
   type: str
+changes:
+  description:
+    - On a failure after the task changed something, every change it made, in order (for example
+      V(detached key pair web from i-abc, i-def), V(deleted key pair web), V(set tags team of key pair web)),
+      including what it undid. RV(changed) is then V(true).
+  returned: failure after a change
+  type: list
+  elements: str
 error:
-  description: The API error when a call failed - code, message, request id, HTTP status and action.
+  description: The API error when a call failed (or the first refusal of an instance) - code, message, request id,
+    HTTP status and action.
   returned: failure after an API error
   type: dict
 """
@@ -288,7 +328,6 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair import (
     ensure_absent_many,
     ensure_present,
 )
-from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import looks_like_private_key
 
 
 def argument_spec() -> dict:
@@ -326,10 +365,6 @@ def main() -> None:
             handler = ensure_present
         else:
             handler = ensure_absent if m.params["names"] is None else ensure_absent_many
-        # A private key pasted into public_key is refused below; the echo of the task's
-        # arguments (-vvv) must not show it either.
-        if m.params["public_key"] and looks_like_private_key(m.params["public_key"]):
-            m.module.no_log_values.add(m.params["public_key"])
         try:
             result = handler(m.client, m.params, m.check_mode)
         except KeypairError as exc:

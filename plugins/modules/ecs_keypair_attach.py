@@ -47,7 +47,8 @@ options:
     aliases: [name]
   instance_ids:
     description:
-      - The instances, any number; each id once.
+      - The instances, any number; each id once. Spaces around an id are dropped; what is left must be a whole
+        instance id (C(i-) and lower-case letters or digits).
     type: list
     elements: str
     required: true
@@ -221,8 +222,16 @@ state:
   description: The requested state.
   returned: always
   type: str
+changes:
+  description:
+    - On a failure after the task changed something, what it changed (V(attached key pair web to i-abc, i-def),
+      V(rebooted i-abc)); RV(changed) is then V(true).
+  returned: failure after a change
+  type: list
+  elements: str
 error:
-  description: The API error when a call failed before any change - code, message, request id, HTTP status, action.
+  description: The API error that stopped the job (or the first refusal of an instance) - code, message, request id,
+    HTTP status, action.
   returned: failure after an API error
   type: dict
 """
@@ -251,7 +260,9 @@ def main() -> None:
         except AttachError as exc:
             m.fail(str(exc))
         except JobFailed as exc:
-            m.fail(str(exc), diff=diff_of(exc.result["instances"]), **exc.result)
+            # Failed after changes: the module base reports them (changed, changes, error).
+            exc.result["diff"] = diff_of(exc.result["instances"])
+            raise
         result["diff"] = diff_of(result["instances"])
         return result
 

@@ -38,7 +38,8 @@ options:
     aliases: [name]
   fingerprint:
     description:
-      - Only the key pair with this fingerprint, in the form the API reports.
+      - Only the key pair with this fingerprint, in the form the API reports (MD5 hex digits, with or without
+        colons); anything else is refused before a call.
     type: str
   tags:
     description:
