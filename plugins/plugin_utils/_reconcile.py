@@ -30,11 +30,14 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair import (
     validate_name,
     validate_tags,
 )
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_shape import whitespace_problem
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import (
     SSHKeyError,
     looks_like_private_key,
     parse_public_key,
+    quote_input,
 )
+from ansible_collections.sshkeys.ecs.plugins.module_utils._regular_file import UnsafeFileError, read_regular
 
 SCHEMA_VERSION = 1
 TOP_KEYS = ("version", "regions", "authorized_keys")
@@ -43,10 +46,12 @@ KEY_PAIR_KEYS = ("name", "public_key", "public_key_file", "tags", "instances")
 ENTRY_KEYS = ("hosts", "users")
 USER_KEYS = ("name", "path", "exclusive", "keys", "remove")
 KEY_ITEM_KEYS = ("key", "options", "comment")
-REGION_PATTERN = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
-INSTANCE_PATTERN = re.compile(r"^i-[0-9a-z]{2,62}$")
+# Matched against the whole value (fullmatch): with re.match, '$' also matches before a final
+# newline, so 'i-abc\n' would pass.
+REGION_PATTERN = re.compile(r"[a-z]{2,}(-[a-z0-9]+)+")
+INSTANCE_PATTERN = re.compile(r"i-[0-9a-z]{2,62}")
 # The portable POSIX user name set, plus the '$' of machine accounts.
-USER_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$")
+USER_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?")
 MAX_KEY_FILE = 64 * 1024
 
 
@@ -121,7 +126,7 @@ class _Checker:
             return False
         for key in value:
             if key not in allowed:
-                self.add(where, f"unknown key {str(key)[:60]!r} (allowed: {', '.join(allowed)})")
+                self.add(where, f"unknown key {quote_input(str(key))} (allowed: {', '.join(allowed)})")
         for key in required:
             if key not in value:
                 self.add(where, f"{key} is required")
@@ -175,6 +180,14 @@ class _Checker:
         full = path if os.path.isabs(path) else os.path.join(self.base_dir, path)
         try:
             raw = self.read_file(full)
+        except UnsafeFileError as exc:
+            if exc.reason == "size":
+                self.add(where, f"{path} is larger than 64 KiB; it is not a public key")
+            elif exc.reason == "missing":
+                self.add(where, f"cannot read {path}: No such file or directory")
+            else:
+                self.add(where, f"{path} {str(exc)[len(full) + 1:]}")
+            return None
         except OSError as exc:
             self.add(where, f"cannot read {path}: {exc.strerror or type(exc).__name__}")
             return None
@@ -213,8 +226,14 @@ def _scan_private(value: Any, where: str, problems: List[str]) -> None:
 
 
 def _read_bytes(path: str) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read(MAX_KEY_FILE + 1)
+    # Only a regular file is read (a FIFO would block the run forever), one byte over the limit
+    # at most, so that the caller can say the file is too large.
+    return read_regular(path, path, limit=MAX_KEY_FILE + 1)
+
+
+def _whitespace_hint(value: str) -> str:
+    problem = whitespace_problem(value)
+    return f" (it {problem})" if problem else ""
 
 
 def validate_state(doc: Any, base_dir: str = ".", source: str = "desired state",
@@ -248,7 +267,7 @@ def _regions(check: _Checker, value: Any) -> List[Dict[str, Any]]:
     out = []
     for region, body in value.items():
         where = f"regions.{region}"
-        if not isinstance(region, str) or not REGION_PATTERN.match(region):
+        if not isinstance(region, str) or not REGION_PATTERN.fullmatch(region):
             check.add(where, "is not a region id like cn-hangzhou")
             continue
         if body is None:
@@ -314,8 +333,9 @@ def _key_pairs(check: _Checker, value: Any, region_where: str) -> List[Dict[str,
         if "instances" in item:
             instances = check.string_list(item["instances"], f"{here}.instances")
             for instance_id in instances:
-                if not INSTANCE_PATTERN.match(instance_id):
-                    check.add(f"{here}.instances", f"{instance_id[:80]!r} is not an instance id like i-bp1...")
+                if not INSTANCE_PATTERN.fullmatch(instance_id):
+                    check.add(f"{here}.instances", f"{quote_input(instance_id)} is not an instance id like i-bp1..."
+                              + _whitespace_hint(instance_id))
                 elif instance_id in holders:
                     # An instance holds at most one key pair: the state would contradict itself.
                     check.add(f"{here}.instances", f"{instance_id} is also listed under key pair {holders[instance_id]}"
@@ -359,7 +379,7 @@ def _users(check: _Checker, value: Any, entry_where: str) -> List[Dict[str, Any]
         if not check.mapping(user, here, USER_KEYS, ("name",)):
             continue
         name = user.get("name")
-        if not isinstance(name, str) or not USER_PATTERN.match(name):
+        if not isinstance(name, str) or not USER_PATTERN.fullmatch(name):
             check.add(f"{here}.name", "must be a user name (letters, digits, '_', '.', '-')")
             continue
         here = f"{where}[{index}] ({name})"
@@ -551,7 +571,7 @@ def host_users(entries: Sequence[Mapping[str, Any]], entry_hosts: Sequence[Seque
     unmatched: List[str] = []
     for index, (entry, hosts) in enumerate(zip(entries, entry_hosts)):
         if not hosts:
-            unmatched.append(f"authorized_keys[{index}]: hosts {entry['hosts']!r} matches no host of the inventory")
+            unmatched.append(f"authorized_keys[{index}]: hosts {quote_input(entry['hosts'])} matches no host of the inventory")
         for host in hosts:
             users = per_host.setdefault(str(host), {})
             for user in entry["users"]:
