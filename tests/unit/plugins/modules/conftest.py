@@ -26,12 +26,22 @@ def _error(code, status=400, message="fake"):
 
 
 class FakeEcs(EcsClient):
-    """Real signing/paging code above, an in-memory key pair store below `call`."""
+    """Real signing/paging code above, an in-memory key pair store below `call`.
+
+    ``failures`` holds (action, error, phase), each used once by the next call of action:
+    phase "before" raises without acting, "after" acts then raises (a lost answer), "late"
+    raises now and acts once the next call of any action has run (a slow request that commits
+    after the client gave up), and a callable phase is run (with the client and the params)
+    before the error is raised. ``refuse`` makes AttachKeyPair/DetachKeyPair fail for an
+    instance id with the given code.
+    """
 
     store: dict = {}
     instances: dict = {}
     log: list = []
     failures: list = []
+    refuse: dict = {}
+    late: list = []
     strict_delete = False
     seen_credentials: list = []
 
@@ -43,13 +53,28 @@ class FakeEcs(EcsClient):
     def call(self, action, params=None, *, idempotent=True):
         params = _ecs_client.stringify(params)
         self.calls += 1
+        self.actions.append(action)
         FakeEcs.log.append((action, params))
+        pending, FakeEcs.late = FakeEcs.late, []
+        try:
+            return self._answer(action, params)
+        finally:
+            for commit in pending:
+                try:
+                    commit()
+                except EcsApiError:
+                    pass  # the late request failed on the service (e.g. the name was taken meanwhile)
+
+    def _answer(self, action, params):
         for index, (name, error, phase) in enumerate(FakeEcs.failures):
             if name == action:
                 del FakeEcs.failures[index]
-                if phase == "before":
-                    raise error
-                getattr(self, "_" + action)(params)
+                if callable(phase):
+                    phase(self, params)
+                elif phase == "late":
+                    FakeEcs.late.append(lambda: getattr(self, "_" + action)(params))
+                elif phase == "after":
+                    getattr(self, "_" + action)(params)
                 raise error
         reply = getattr(self, "_" + action)(params)
         reply.setdefault("RequestId", f"rid-{len(FakeEcs.log)}")
@@ -148,9 +173,14 @@ class FakeEcs(EcsClient):
         ids = json.loads(params["InstanceIds"])
         results = []
         for instance_id in ids:
+            if instance_id in FakeEcs.refuse:
+                results.append({"InstanceId": instance_id, "Success": "false", "Code": FakeEcs.refuse[instance_id],
+                                "Message": "refused"})
+                continue
             FakeEcs.instances[instance_id]["KeyPairName"] = name
             results.append({"InstanceId": instance_id, "Success": "true", "Code": "200", "Message": "successful"})
-        return {"TotalCount": len(ids), "FailCount": 0, "Results": {"Result": results}}
+        failed = sum(1 for r in results if r["Success"] == "false")
+        return {"TotalCount": len(ids), "FailCount": failed, "Results": {"Result": results}}
 
     def _AttachKeyPair(self, params):
         return self._attach(params, params["KeyPairName"])
@@ -165,6 +195,8 @@ def fake_ecs(monkeypatch):
     FakeEcs.instances = {}
     FakeEcs.log = []
     FakeEcs.failures = []
+    FakeEcs.refuse = {}
+    FakeEcs.late = []
     FakeEcs.strict_delete = False
     FakeEcs.seen_credentials = []
     monkeypatch.setattr(_ecs_module, "EcsClient", FakeEcs)

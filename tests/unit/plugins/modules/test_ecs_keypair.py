@@ -98,13 +98,21 @@ def test_create_refuses_to_overwrite_an_existing_file_before_any_call(fake_ecs, 
     assert mutations(fake_ecs.log) == [] and path.read_text() == "something else\n"
 
 
-def test_existing_cloud_key_pair_without_its_private_key_is_left_alone(fake_ecs, run_module, tmp_path):
+def test_existing_cloud_key_pair_without_its_private_key_is_never_silently_unchanged(fake_ecs, run_module, tmp_path):
     run_module(ecs_keypair.main, {"name": "deploy", "return_private_key": True})
     fake_ecs.log.clear()
-    result, _out = run_module(ecs_keypair.main, {"name": "deploy", "private_key_path": str(tmp_path / "x.pem")})
-    assert result["changed"] is False and result["action"] == "unchanged"
+    args = {"name": "deploy", "private_key_path": str(tmp_path / "x.pem")}
+    result, _out = run_module(ecs_keypair.main, args)
+    assert result["failed"] and result.get("changed") is not True
+    assert "cannot be fetched again" in result["msg"] and "on_mismatch=replace" in result["msg"]
+    assert mutations(fake_ecs.log) == [] and os.listdir(tmp_path) == []
+    result, _out = run_module(ecs_keypair.main, dict(args, on_mismatch="keep"))
+    assert result["changed"] is False and result["action"] == "kept"
+    assert any("cannot be fetched again" in w for w in result["warnings"]) and mutations(fake_ecs.log) == []
+    # Without private_key_path (return_private_key only) the key was returned once: a warning.
+    result, _out = run_module(ecs_keypair.main, {"name": "deploy", "return_private_key": True})
+    assert result["changed"] is False and result["action"] == "unchanged" and "private_key" not in result
     assert any("cannot be fetched again" in w for w in result["warnings"])
-    assert mutations(fake_ecs.log) == [] and not (tmp_path / "x.pem").exists()
 
 
 def test_write_failure_after_create_deletes_the_key_pair_and_hides_the_key(fake_ecs, run_module, tmp_path, monkeypatch):
@@ -153,11 +161,21 @@ def test_lost_create_reply_and_failed_cleanup_name_the_orphan(fake_ecs, run_modu
     fake_ecs.failures.append(("DeleteKeyPairs", refused, "before"))
     path = tmp_path / "k.pem"
     result, out = run_module(ecs_keypair.main, {"name": "deploy", "private_key_path": str(path)})
-    assert result["failed"]
+    assert result["failed"] and result["changed"] is False
     assert "key pair deploy may exist with nobody holding its private key" in result["msg"]
     assert "Throttling" in result["msg"] and "RID-7" in result["msg"]
+    assert ".k.pem.pending" in result["msg"]
     assert "PRIVATE KEY" not in out
-    assert os.listdir(tmp_path) == []
+    # The marker stays (nothing secret in it): the next run knows the key pair is an orphan.
+    assert os.listdir(tmp_path) == [".k.pem.pending"]
+    assert json.loads((tmp_path / ".k.pem.pending").read_text())["key_pair_name"] == "deploy"
+    fake_ecs.log.clear()
+    result, _out = run_module(ecs_keypair.main, {"name": "deploy", "private_key_path": str(path)})
+    assert result["changed"] and result["action"] == "replaced"
+    assert any("was never saved" in w for w in result["warnings"])
+    assert mutations(fake_ecs.log) == ["DeleteKeyPairs", "CreateKeyPair"]
+    assert public_key_from_private(path.read_text()).identity() == fake_ecs.store["deploy"]["PublicKey"]
+    assert os.listdir(tmp_path) == ["k.pem"]
 
 
 def test_api_errors_report_code_and_request_id(fake_ecs, run_module, tmp_path):
@@ -216,6 +234,7 @@ def test_generate_local_reuses_an_existing_private_key_file(fake_ecs, run_module
     line, pem = new_public_key()
     path = tmp_path / "id"
     path.write_text(pem)
+    path.chmod(0o600)
     result, _out = run_module(ecs_keypair.main, {"name": "web", "generate": "local", "private_key_path": str(path)})
     assert result["changed"] and fake_ecs.store["web"]["PublicKey"] == parse_public_key(line).identity()
     assert path.read_text() == pem
@@ -363,7 +382,8 @@ def test_tags_are_added_and_purged_with_check_mode_first(fake_ecs, run_module):
     assert result["diff"]["after"]["tags"] == {"a": "1", "c": "3"}
     assert result["key_pair"]["tags"] == {"a": "1", "c": "3"}
     result, _out = run_module(ecs_keypair.main, args)
-    assert result["changed"] and mutations(fake_ecs.log) == ["UntagResources", "TagResources"]
+    # Set first, remove after: a failure between them loses no tag unannounced.
+    assert result["changed"] and mutations(fake_ecs.log) == ["TagResources", "UntagResources"]
     assert result["key_pair"]["tags"] == {"a": "1", "c": "3"}
     result, _out = run_module(ecs_keypair.main, dict(args, tags={"d": "4"}, purge_tags=False))
     assert result["key_pair"]["tags"] == {"a": "1", "c": "3", "d": "4"}
