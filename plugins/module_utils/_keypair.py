@@ -212,6 +212,11 @@ def check_options(params: Mapping[str, Any]) -> str:
     mode = _mode(params)
     validate_name(params["name"])
     validate_plain_id(params.get("resource_group_id"), "resource_group_id")
+    for option in ("private_key_path", "public_key_path"):
+        # A path is quoted in messages and gives the names of the files beside it: a pasted key
+        # there would come back in pieces no masking catches.
+        if params.get(option) and looks_like_private_key(params[option]):
+            raise KeypairError(f"{option} holds private key material, not a path; it is not shown")
     if params["state"] == "absent":
         return mode
     if mode == "import" and params.get("generate") == "local":
@@ -352,7 +357,14 @@ def _ensure_present(client: Any, params: Mapping[str, Any], check_mode: bool, mo
         after = _present_new(client, params, check_mode, mode, found, plan, replace, instances, tags, group)
     else:
         after = _present_existing(client, params, check_mode, item, plan, tags, group)
-    return _present_result(client, params, check_mode, mode, found, plan, replace, before, after, tags, group)
+    try:
+        return _present_result(client, params, check_mode, mode, found, plan, replace, before, after, tags, group)
+    except EcsApiError as error:
+        if not plan.changes:
+            raise
+        # The job is done; only reading it back failed. The changes must not be hidden by it.
+        raise PartialChangeError(f"reading key pair {name} back failed: {error}; {describe_changes(plan.changes.items)}"
+                                 "; running the task again reads it", changes=plan.changes.items, error=error) from None
 
 
 def _present_new(client: Any, params: Mapping[str, Any], check_mode: bool, mode: str, found: Found, plan: Plan,

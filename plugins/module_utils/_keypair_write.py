@@ -49,9 +49,9 @@ ATTACHED_CODE = "InvalidParameter.KeypairAlreadyAttachedInstance"
 AMBIGUOUS_CODES = ("ConnectionError", "Timeout", "InternalError", "MalformedResponse")
 # No answer at all: the request may still be running on the service and commit later.
 IN_FLIGHT_CODES = ("ConnectionError", "Timeout")
-# After a create that timed out, how long to wait before looking for what it made late.
+# After the last create got no answer, how long to wait before looking for what it made late.
 SETTLE_MIN_SECONDS = 2.0
-SETTLE_MAX_SECONDS = 60.0
+SETTLE_MAX_SECONDS = 30.0
 
 
 def is_ambiguous(error: EcsApiError) -> bool:
@@ -68,9 +68,17 @@ def is_ambiguous(error: EcsApiError) -> bool:
     return status >= 500 and status != 503 and error.code != "ServiceUnavailable"
 
 
-def settle_seconds(timeout: float) -> float:
-    """A request the client gave up on after `timeout` may still commit: wait about as long again."""
-    return min(SETTLE_MAX_SECONDS, max(SETTLE_MIN_SECONDS, 2.0 * float(timeout)))
+def settle_seconds(code: str, timeout: float) -> float:
+    """How long a request without an answer may still take to commit on the service.
+
+    One the client gave up on after `timeout` had been running that long already: wait about as
+    long again (the look then comes twice the timeout after the send). A dropped connection says
+    nothing about how long the service takes: a short pause. A commit later than that is left to
+    the marker and the next run.
+    """
+    if code == "Timeout":
+        return min(SETTLE_MAX_SECONDS, max(SETTLE_MIN_SECONDS, float(timeout)))
+    return SETTLE_MIN_SECONDS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,7 +280,7 @@ class CloudCreate:
     def _give_up_lost(self, lost: EcsApiError, cause: Optional[EcsApiError] = None) -> NoReturn:
         """After the last try: a request still in flight may commit late; look once more."""
         if lost.code in IN_FLIGHT_CODES:
-            self.client.wait(settle_seconds(self.client.timeout))
+            self.client.wait(settle_seconds(lost.code, self.client.timeout))
             try:
                 late = self.client.get_key_pair(self.name)
             except EcsApiError as error:

@@ -279,6 +279,21 @@ def test_a_key_pair_matching_the_file_is_another_runs_success_and_is_kept(fake_e
     assert again["changed"] is False and again["action"] == "unchanged"
 
 
+def test_a_failed_read_back_after_the_create_still_names_the_change(fake_ecs, run_module, tmp_path):
+    path = tmp_path / "k.pem"
+
+    def reads_fail_from_now_on(client, params):
+        client._CreateKeyPair(params)  # pylint: disable=protected-access
+        fake_ecs.failures.extend([("DescribeKeyPairs", err("ServiceUnavailable"), "before")] * 3)
+
+    lost = EcsApiError(code="ConnectionError", message="reset", sent=True)
+    fake_ecs.failures.append(("CreateKeyPair", lost, reads_fail_from_now_on))
+    result, _out = run_module(ecs_keypair.main, {"name": "deploy", "private_key_path": str(path)})
+    assert result["failed"] and result["changed"] is True and "reading key pair deploy back failed" in result["msg"]
+    assert result["changes"] == [f"created key pair deploy, its private key saved to {path}"]
+    assert public_key_from_private(path.read_text()).identity() == fake_ecs.store["deploy"]["PublicKey"]
+
+
 def test_a_clear_refusal_leaves_no_marker(fake_ecs, run_module, tmp_path):
     fake_ecs.failures.append(("CreateKeyPair", err("QuotaExceed.KeyPair", 403), "before"))
     result, _out = run_module(ecs_keypair.main, {"name": "deploy", "private_key_path": str(tmp_path / "k.pem")})
