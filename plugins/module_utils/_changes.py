@@ -59,9 +59,10 @@ class PartialChangeError(Exception):
         return out
 
 
-def join_ids(ids: Sequence[str], limit: int = 50) -> str:
-    """'i-a, i-b' for a message; a long list is cut with how many more there are."""
-    shown = list(ids[:limit])
+def join_ids(ids: Sequence[str], limit: Optional[int] = None) -> str:
+    """'i-a, i-b' for a message. A change names every id it touched (no limit); a mere mention
+    may be cut at limit, saying how many more there are."""
+    shown = list(ids if limit is None else ids[:limit])
     more = len(ids) - len(shown)
     return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 

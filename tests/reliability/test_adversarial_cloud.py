@@ -47,11 +47,12 @@ FAST = {"ecs_retry_delay": 0.05}
 QUIET_SECONDS = 3.0
 
 PROMISES = {
-    "replace": ("A failed replacement never leaves instances without a key pair unannounced",
+    "replace": ("A failed replacement or delete never changes instances unannounced",
                 "When on_mismatch=replace with detach_instances=true fails at any step (detach, delete, import or "
                 "create, attach), the old key pair is put back and attached again, or the failure names every "
-                "instance left without a key pair and the task that finishes the job; changed is true and "
-                "`changes` lists what was done."),
+                "instance left without a key pair and the task that finishes the job; a delete that fails after "
+                "its detach, or part way through many names, names what it detached and deleted. changed is true "
+                "and `changes` lists what was done; a re-run converges."),
     "lost_create": ("No key pair whose private key nobody holds",
                     "A CreateKeyPair answer that is lost, late or doubled never leaves a key pair without its private "
                     "key in private_key_path unannounced, a re-run never calls such a key pair unchanged, and two "
@@ -351,6 +352,70 @@ def test_replacement_under_faults(emu, ansible, work, sections, request, attack)
     sections["replace"].add([attack, describe(first), state,
                              "converged" + (" (after the named attach task)" if named else "")
                              if not problems else "; ".join(problems)[:300]], node=request.node)
+    assert not problems, "\n".join(problems)
+
+
+DELETE_CASES: Dict[str, Dict[str, Any]] = {
+    "503 on every DeleteKeyPairs after the detach": dict(
+        rules=[{"action": "DeleteKeyPairs", "kind": "unavailable"}], instances=2, names=1, fails=True),
+    "the second DetachKeyPair batch (of 60 instances) fails": dict(
+        rules=[{"action": "DetachKeyPair", "kind": "latency", "latency_ms": 0, "count": 1},
+               {"action": "DetachKeyPair", "kind": "unavailable"}], instances=60, names=1, fails=True),
+    "DeleteKeyPairs answers 500 after it committed, every time": dict(
+        rules=[{"action": "DeleteKeyPairs", "kind": "internal", "phase": "after"}], instances=2, names=1,
+        fails=False),
+    "DeleteKeyPairs slower than ecs_timeout, every time": dict(
+        rules=[{"action": "DeleteKeyPairs", "kind": "latency", "latency_ms": 2500}], instances=2, names=1,
+        fails=None, options={"ecs_timeout": 1}),
+    "150 names, the second DeleteKeyPairs (of 100 names) answers 503 every time": dict(
+        rules=[{"action": "DeleteKeyPairs", "kind": "latency", "latency_ms": 0, "count": 1},
+               {"action": "DeleteKeyPairs", "kind": "unavailable"}], instances=0, names=150, fails=True),
+}
+
+
+@pytest.mark.parametrize("attack", list(DELETE_CASES))
+def test_delete_under_faults(emu, ansible, work, sections, request, attack):
+    spec = DELETE_CASES[attack]
+    key = make_key(work, unique("dk"))
+    names = [unique("dl") for _ in range(spec["names"])]
+    for name in names:
+        emu.api("ImportKeyPair", KeyPairName=name, PublicKeyBody=key.public)
+    ids = run_instances(emu, spec["instances"]) if spec["instances"] else []
+    for start in range(0, len(ids), 50):
+        emu.api("AttachKeyPair", KeyPairName=names[0], InstanceIds=ids[start:start + 50])
+    args = dict(FAST, ecs_retries=1, state="absent", detach_instances=True, **spec.get("options", {}))
+    args.update({"name": names[0]} if len(names) == 1 else {"names": names})
+    emu.set_faults(spec["rules"])
+    try:
+        first = run(ansible, emu, KP, args)
+    finally:
+        emu.clear_faults()
+    settle(emu)
+    left = [name for name in names if name in key_pairs_by_name(emu)]
+    held = sum(1 for value in instance_key_pairs(emu, ids).values() if value) if ids else 0
+    changed_something = len(left) < len(names) or held < len(ids)
+    problems = first_run_problems(first, changed_something=first.failed and changed_something)
+    if spec["fails"] is not None and first.failed is not spec["fails"]:
+        problems.append(f"expected the first run to {'fail' if spec['fails'] else 'succeed'}: {first.msg[:200]}")
+    if first.failed and changed_something:
+        named = " ".join(first.result.get("changes") or [])
+        detached = [i for i, value in instance_key_pairs(emu, ids).items() if not value] if ids else []
+        gone = [name for name in names if name not in left]
+        unnamed = [i for i in detached if i not in named] + [n for n in gone if n not in named]
+        if unnamed:
+            problems.append(f"{len(unnamed)} change(s) not named: {unnamed[:5]}")
+    state = f"{len(left)} of {len(names)} key pair(s) left, {held} of {len(ids)} instances hold one"
+    second = run(ansible, emu, KP, args)
+    third = run(ansible, emu, KP, args)
+    if second.failed or any(name in key_pairs_by_name(emu) for name in names):
+        problems.append(f"the re-run did not converge: {second.msg[:200]}")
+    if ids and any(instance_key_pairs(emu, ids).values()):
+        problems.append("instances still hold the key pair after the re-run")
+    if third.failed or third.result.get("changed"):
+        problems.append("the third run changed something or failed")
+    sections["replace"].add([f"delete: {attack}", describe(first), state,
+                             "converged, then unchanged" if not problems else "; ".join(problems)[:300]],
+                            node=request.node)
     assert not problems, "\n".join(problems)
 
 
