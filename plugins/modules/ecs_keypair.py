@@ -36,7 +36,7 @@ options:
   name:
     description:
       - The key pair name. 2 to 128 characters, starting with a letter; letters, digits, V(.), V(:),
-        V(_) and V(-); not starting with C(http://) or C(https://). The whole value is checked: a name that ends
+        V(_) and V(-); not starting with C(http://) or C(https://). The whole value is checked; a name that ends
         with a newline (a YAML block scalar C(|) adds one) or a space is refused.
       - One of O(name) and O(names) is required.
     type: str
@@ -310,7 +310,7 @@ changes:
   description:
     - On a failure after the task changed something, every change it made, in order (for example
       V(detached key pair web from i-abc, i-def), V(deleted key pair web), V(set tags team of key pair web)),
-      including what it undid. RV(changed) is then V(true).
+      including what it undid. C(changed) is then V(true).
   returned: failure after a change
   type: list
   elements: str

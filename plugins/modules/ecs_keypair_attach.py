@@ -225,7 +225,7 @@ state:
 changes:
   description:
     - On a failure after the task changed something, what it changed (V(attached key pair web to i-abc, i-def),
-      V(rebooted i-abc)); RV(changed) is then V(true).
+      V(rebooted i-abc)); C(changed) is then V(true).
   returned: failure after a change
   type: list
   elements: str
