@@ -105,11 +105,11 @@ KEY_TYPES = tuple(_PLAIN_TYPES) + tuple(_CERT_TYPES)
 
 # Only names that look like an SSH algorithm name (lower case, short) are ever quoted back in an
 # error message: base64 key data has upper case letters, so a pasted key cannot pass for one.
-_SAFE_NAME = re.compile(r'^[a-z][a-z0-9@._-]{0,47}$')
+_SAFE_NAME = re.compile(r'[a-z][a-z0-9@._-]{0,47}')  # whole value: fullmatch
 # Tab is a field separator in OpenSSH; every other control character (C0, DEL, C1) and the
 # Unicode line separators would let one 'line' render as several.
 _CONTROL = re.compile('[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]')
-_BASE64 = re.compile(r'^[A-Za-z0-9+/]+={0,2}$')
+_BASE64 = re.compile(r'[A-Za-z0-9+/]+={0,2}')  # whole value: fullmatch
 
 # Markers of private key material. Searched anywhere in the text, case-insensitively, so that a
 # private key pasted into a public key field (with or without its armour) is refused.
@@ -130,7 +130,7 @@ def _safe_name(value: object) -> str:
             value = value.decode('ascii')
         except UnicodeDecodeError:
             return '(not printable)'
-    if isinstance(value, str) and _SAFE_NAME.match(value):
+    if isinstance(value, str) and _SAFE_NAME.fullmatch(value):
         return repr(value)
     return '(not printable)'
 
@@ -594,7 +594,7 @@ def parse_public_key(text: str | bytes) -> PublicKey:
             # authorized_keys options (or anything else) in front of the key.
             raise SSHKeyError(
                 'public key does not start with a known key type (authorized_keys options are not accepted here)')
-        if _SAFE_NAME.match(key_type):
+        if _SAFE_NAME.fullmatch(key_type):
             raise SSHKeyError(
                 f'unsupported key type {_safe_name(key_type)}; expected one of {", ".join(_PLAIN_TYPES)} or their certificates'
             )
@@ -604,7 +604,7 @@ def parse_public_key(text: str | bytes) -> PublicKey:
 
 
 def _decode_base64(data: str) -> bytes:
-    if not _BASE64.match(data) or len(data) % 4:
+    if not _BASE64.fullmatch(data) or len(data) % 4:
         raise SSHKeyError('public key data is not valid base64')
     try:
         blob = base64.b64decode(data, validate=True)
