@@ -376,8 +376,10 @@ def _present_new(client: Any, params: Mapping[str, Any], check_mode: bool, mode:
     if item is not None and group is None:
         group = item.get("ResourceGroupId") or None
     if mode == "cloud" and found.file_exists and not params.get("overwrite_private_key"):
-        raise KeypairError(f"private_key_path {found.path} exists already; set overwrite_private_key=true to replace "
-                           "it with the private key of the new key pair")
+        orphan = (f"key pair {found.name} exists without its private key (the answer of an earlier CreateKeyPair was "
+                  "lost) and must be created again, but " if found.marked else "")
+        raise KeypairError(f"{orphan}private_key_path {found.path} exists already; set overwrite_private_key=true to "
+                           "replace it with the private key of the new key pair")
     plan.changed = True
     plan.action = "replaced" if replace else ("imported" if mode == "import" else "created")
     if check_mode:
