@@ -27,11 +27,12 @@ from dataclasses import dataclass, field, replace
 from typing import List, NamedTuple, Optional, Tuple
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import (
+    MAX_LINE_LENGTH,
     PublicKey,
     SSHKeyError,
     looks_like_private_key,
     may_hold_key_material,
-    parse_public_key,
+    public_key_from_blob,
     quote_input,
     redact_key_material,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "AuthorizedKeys",
     "parse_key_line",
     "make_key_line",
+    "with_fields",
     "check_comment",
     "split_options",
     "validate_options",
@@ -68,6 +70,10 @@ VALUED_OPTIONS = frozenset(
 )
 
 _KEY_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._+]*-[A-Za-z0-9@._+-]*$")  # every key type has a dash
+# The usual line: type, one space, base64, and a comment after one space (or none). A comment
+# that starts with a space or tab, or a line with anything else, takes the general path.
+_COMMON_LINE = re.compile(r"([A-Za-z0-9][A-Za-z0-9@._+]*-[A-Za-z0-9@._+-]*) ([A-Za-z0-9+/]+={0,2})"
+                          r"(?: ([^ \t\r][^\r]*?))?")
 _BASE64_RE = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 _WHITESPACE = " \t"
 _FIELDS_RE = re.compile(r"[ \t]+")
@@ -107,7 +113,12 @@ class KeyLine:
     ``"\\r\\n"`` or ``""`` for a last line without one), so rendering is exact. ``kind`` is
     ``key``, ``comment``, ``blank`` or ``invalid``; for ``invalid`` lines ``problem`` says why,
     in words that never repeat the line. ``number`` is the 1-based line number in the file the
-    line was read from (``None`` for lines created in memory).
+    line was read from (``None`` for lines created in memory). ``ident`` is the key's identity,
+    ``"<type> <canonical base64>"``, worked out when the line is read.
+
+    Lines read from a file are checked as far as comparing them needs (base64, the type inside
+    the data), without decoding the whole key; ``public_key()`` decodes and validates it in full
+    for the lines a task reports on.
     """
 
     raw: str
@@ -117,65 +128,86 @@ class KeyLine:
     key_type: Optional[str] = None
     key_base64: Optional[str] = None
     comment: Optional[str] = None
-    blob: Optional[bytes] = None
     problem: Optional[str] = None
     number: Optional[int] = None
     ident: Optional[str] = field(default=None, compare=False, repr=False)
 
-    @property
-    def is_key(self) -> bool:
-        return self.kind == "key"
-
     def identity(self) -> Optional[str]:
         """``"<type> <base64>"`` with canonical base64 of the blob; ``None`` for non-key lines."""
-        if self.kind != "key" or self.blob is None:
-            return None
-        if self.ident is not None:
-            return self.ident
-        return _identity_of(self.key_type, self.blob)
+        return self.ident if self.kind == "key" else None
 
     def public_key(self) -> Optional[PublicKey]:
         """The validated key (fingerprints, bits), or ``None`` if the line is not a usable key."""
         if self.kind != "key":
             return None
         try:
-            return parse_public_key(f"{self.key_type} {base64.b64encode(self.blob).decode('ascii')}")
-        except SSHKeyError:
+            return public_key_from_blob(binascii.a2b_base64(self.key_base64))
+        except (SSHKeyError, binascii.Error, ValueError):
             return None
-
-    def looks_private(self) -> bool:
-        """True when the line holds private key material (its text must then never be shown)."""
-        return looks_like_private_key(self.raw)
 
     def option_list(self) -> List[str]:
         return split_options(self.options) if self.options else []
 
-    def text(self) -> str:
-        return self.raw + self.eol
+
+def _check_key_data(key_type: str, key_base64: str, checked: bool = False) -> Tuple[Optional[str], Optional[str]]:
+    """(identity, None) when the base64 holds a blob of the stated type, else (None, problem).
+
+    Only the start (the type inside the data) and the end (whether the text is the canonical
+    encoding) are looked at: comparing keys needs no more, and a file of many thousands of lines
+    is read at the speed of a regular expression. ``checked`` says the alphabet was matched.
+    """
+    if not checked and not _BASE64_RE.match(key_base64):
+        return None, "the key data is not base64"
+    if len(key_base64) % 4:
+        return None, "the key data is not valid base64"
+    prefix, rest, size = _type_prefix(key_type)
+    if not (key_base64.startswith(prefix) and len(key_base64) // 4 * 3 - key_base64.count("=", -2) >= size
+            and (not rest or binascii.a2b_base64(key_base64[len(prefix):len(prefix) + 4]).startswith(rest))):
+        return None, _key_data_problem(key_type, key_base64)
+    if key_base64[-1] == "=" and key_base64[-2 if key_base64[-2] != "=" else -3] not in _CANONICAL_BEFORE_PAD[
+            key_base64[-2] == "="]:
+        # Unused bits set in the last group: the same blob has another (canonical) spelling.
+        return _identity_of(key_type, binascii.a2b_base64(key_base64)), None
+    return f"{key_type} {key_base64}", None
+
+
+# Before "==" the last character carries 2 bits of data and 4 unused ones, before "=" 4 and 2:
+# the canonical spelling has them zero (index of the character in the alphabet % 16, % 4).
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_CANONICAL_BEFORE_PAD = {True: frozenset(_ALPHABET[::16]), False: frozenset(_ALPHABET[::4])}
+_PREFIXES: dict = {}
+
+
+def _type_prefix(key_type: str) -> Tuple[str, bytes, int]:
+    """(base64 text every blob of this type starts with, the bytes of the next group it must
+    start with, the blob's least size) for the type name and its length field."""
+    cached = _PREFIXES.get(key_type)
+    if cached is None:
+        encoded = key_type.encode("ascii", "replace")
+        head = struct.pack(">I", len(encoded)) + encoded
+        whole = len(head) // 3 * 3
+        cached = (binascii.b2a_base64(head[:whole], newline=False).decode("ascii"), head[whole:], len(head))
+        if len(_PREFIXES) < 256:  # a file of made-up type names must not grow this without end
+            _PREFIXES[key_type] = cached
+    return cached
+
+
+def _key_data_problem(key_type: str, key_base64: str) -> str:
+    """Why the key data does not hold a blob of the stated type (decoded in full: rare)."""
+    try:
+        blob = binascii.a2b_base64(key_base64)
+    except (binascii.Error, ValueError):
+        return "the key data is not valid base64"
+    if len(blob) < 4:
+        return "the key data is truncated"
+    (length,) = struct.unpack_from(">I", blob)
+    if 4 + length > len(blob):
+        return "the key data is truncated"
+    return "the key type does not match the key data"
 
 
 def _identity_of(key_type: str, blob: bytes) -> str:
     return f"{key_type} {binascii.b2a_base64(blob, newline=False).decode('ascii')}"
-
-
-def _decode_blob(key_type: str, key_base64: str) -> Tuple[Optional[bytes], Optional[str]]:
-    """(blob, None) when the base64 decodes to a blob of the stated type, else (None, problem)."""
-    if not _BASE64_RE.match(key_base64):
-        return None, "the key data is not base64"
-    try:
-        # The pattern above already limited the alphabet; only padding errors are left.
-        blob = binascii.a2b_base64(key_base64)
-    except (binascii.Error, ValueError):
-        return None, "the key data is not valid base64"
-    wanted = key_type.encode("ascii", "replace")
-    if len(blob) < 4:
-        return None, "the key data is truncated"
-    (length,) = struct.unpack_from(">I", blob)
-    if 4 + length > len(blob):
-        return None, "the key data is truncated"
-    if blob[4:4 + length] != wanted:
-        return None, "the key type does not match the key data"
-    return blob, None
 
 
 def _scan_options(text: str) -> Tuple[Optional[int], Optional[str]]:
@@ -273,9 +305,9 @@ def _parse_body(body: str) -> dict:
     first_problem = None
     if first is not None:
         key_type, key_base64, comment = first
-        blob, first_problem = _decode_blob(key_type, key_base64)
-        if blob is not None:
-            return dict(options=None, key_type=key_type, key_base64=key_base64, comment=comment, blob=blob)
+        ident, first_problem = _check_key_data(key_type, key_base64)
+        if ident is not None:
+            return dict(options=None, key_type=key_type, key_base64=key_base64, comment=comment, ident=ident)
     # "type data" that did not decode is reported as such, not as a problem with options.
     end, problem = _scan_options(stripped)
     if end is None:
@@ -287,10 +319,10 @@ def _parse_body(body: str) -> dict:
     if rest is None:
         return dict(problem=first_problem or "not a key line (no key type and key data)")
     key_type, key_base64, comment = rest
-    blob, problem = _decode_blob(key_type, key_base64)
-    if blob is None:
+    ident, problem = _check_key_data(key_type, key_base64)
+    if ident is None:
         return dict(problem=first_problem or problem)
-    return dict(options=options, key_type=key_type, key_base64=key_base64, comment=comment, blob=blob)
+    return dict(options=options, key_type=key_type, key_base64=key_base64, comment=comment, ident=ident)
 
 
 def _split_key_fields(text: str) -> Optional[Tuple[str, str, Optional[str]]]:
@@ -303,33 +335,34 @@ def _split_key_fields(text: str) -> Optional[Tuple[str, str, Optional[str]]]:
 
 
 def _classify(raw: str, eol: str, number: Optional[int]) -> KeyLine:
+    common = _COMMON_LINE.fullmatch(raw)
+    if common is not None:
+        # Most lines are "type base64 comment" with single spaces: one match splits and checks them.
+        key_type, key_base64, comment = common.groups()
+        ident, _problem = _check_key_data(key_type, key_base64, checked=True)
+        if ident is not None:
+            return KeyLine(raw, eol, "key", None, key_type, key_base64, comment or None, None, number, ident)
     stripped = raw.strip(_WHITESPACE + "\r")
     if not stripped:
         return KeyLine(raw=raw, eol=eol, kind="blank", number=number)
-    if stripped.startswith("#"):
+    if stripped[0] == "#":
         return KeyLine(raw=raw, eol=eol, kind="comment", number=number)
     fields = _parse_body(raw)
     if "problem" in fields:
         return KeyLine(raw=raw, eol=eol, kind="invalid", problem=fields["problem"], number=number)
-    return KeyLine(raw=raw, eol=eol, kind="key", number=number,
-                   ident=_identity_of(fields["key_type"], fields["blob"]), **fields)
+    return KeyLine(raw=raw, eol=eol, kind="key", number=number, **fields)
 
 
-def make_key_line(key_type: str, key_base64: str, comment: Optional[str] = None,
-                  options: Optional[str] = None, eol: str = "\n") -> KeyLine:
-    """A new key line rendered in the usual form ``[options ]type base64[ comment]``."""
-    blob, problem = _decode_blob(key_type, key_base64)
-    if blob is None:
-        raise AuthorizedKeysError(f"invalid key: {problem}", reason="malformed")
-    if options:
-        validate_options(options)
-    check_comment(comment)
+def with_fields(line: KeyLine, options: Optional[str], comment: Optional[str], eol: str = "\n") -> KeyLine:
+    """``line``'s key (already checked) rendered anew with these options and comment, in the
+    usual form ``[options ]type base64[ comment]``. Options and comment are the caller's to
+    check: options a file already holds are kept as they are, whatever this module knows."""
     parts = [options] if options else []
-    parts += [key_type, key_base64]
+    parts += [line.key_type, line.key_base64]
     if comment:
         parts.append(comment)
-    return KeyLine(raw=" ".join(parts), eol=eol, kind="key", options=options or None, key_type=key_type,
-                   key_base64=key_base64, comment=comment or None, blob=blob, ident=_identity_of(key_type, blob))
+    return KeyLine(raw=" ".join(parts), eol=eol, kind="key", options=options or None, key_type=line.key_type,
+                   key_base64=line.key_base64, comment=comment or None, ident=line.ident)
 
 
 def check_comment(comment: Optional[str]) -> None:
@@ -346,8 +379,10 @@ def check_comment(comment: Optional[str]) -> None:
 def parse_key_line(text: str) -> KeyLine:
     """One key line given by a user (options allowed), or ``AuthorizedKeysError``.
 
-    The key itself is validated in full (``_openssh.parse_public_key``). Messages say what is
-    wrong without quoting the text; pasted private key material gets ``reason='private'``.
+    Parsed once: the fields are split as sshd splits them, the key is validated in full from its
+    blob (``_openssh.public_key_from_blob``), options and comment are checked, and the line is
+    built from those parts. Messages say what is wrong without quoting the text; pasted private
+    key material gets ``reason='private'``.
     """
     if not isinstance(text, str):
         raise AuthorizedKeysError(f"a key must be a string, not {type(text).__name__}", reason="malformed")
@@ -360,17 +395,31 @@ def parse_key_line(text: str) -> KeyLine:
     if _USER_CONTROL.search(body):
         raise AuthorizedKeysError("a key line must not hold control characters (NUL, escape sequences, ...)",
                                   reason="malformed")
+    if len(body) > MAX_LINE_LENGTH:
+        raise AuthorizedKeysError(f"a key line is longer than {MAX_LINE_LENGTH} characters", reason="malformed")
     line = _classify(body, "\n", None)
     if line.kind != "key":
         raise AuthorizedKeysError(f"not a public key line: {line.problem or 'it is empty or a comment'}",
                                   reason="malformed")
     try:
-        parse_public_key(f"{line.key_type} {line.key_base64}")
+        public_key_from_blob(binascii.a2b_base64(line.key_base64))
     except SSHKeyError as exc:
         raise AuthorizedKeysError(f"not a valid public key: {exc}", reason="malformed") from None
     if line.options:
         validate_options(line.options)
-    return make_key_line(line.key_type, line.key_base64, line.comment, line.options)
+    return line
+
+
+def make_key_line(key_type: str, key_base64: str, comment: Optional[str] = None,
+                  options: Optional[str] = None, eol: str = "\n") -> KeyLine:
+    """A new key line from its parts, every part checked (the key data in full)."""
+    ident, problem = _check_key_data(key_type, key_base64)
+    if ident is None:
+        raise AuthorizedKeysError(f"invalid key: {problem}", reason="malformed")
+    if options:
+        validate_options(options)
+    check_comment(comment)
+    return with_fields(KeyLine(raw="", key_type=key_type, key_base64=key_base64, ident=ident), options, comment, eol)
 
 
 # --------------------------------------------------------------------------------------------

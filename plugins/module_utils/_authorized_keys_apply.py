@@ -25,10 +25,10 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys impor
     check_comment,
     display_lines,
     display_text,
-    make_key_line,
     parse_key_line,
     shown,
     validate_options,
+    with_fields,
 )
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file import (
     ContextHook,
@@ -230,7 +230,9 @@ def fingerprint(line: KeyLine) -> str:
 
 
 def _rebuild(line: KeyLine, options: Optional[str], comment: Optional[str]) -> KeyLine:
-    return make_key_line(line.key_type, line.key_base64, comment, options)
+    # The key was checked when it was read or given; options and comment given by the task
+    # were checked with the input, and those from the file stay as sshd reads them.
+    return with_fields(line, options, comment)
 
 
 def _apply_comment(model: AuthorizedKeys, line: KeyLine, entry: Entry, plan: Plan) -> KeyLine:
@@ -415,8 +417,8 @@ def check_exclusive(entries: List[Entry], exclusive: bool, allow_empty: bool) ->
 
 
 def _result(target: Target, result: Plan, before: AuthorizedKeys, backup_file: Optional[str],
-            mode_fixes: List[str]) -> Dict[str, Any]:
-    return {
+            mode_fixes: List[str], diff: bool) -> Dict[str, Any]:
+    report = {
         "changed": result.has_changes or bool(mode_fixes),
         "path": target.path,
         "user": target.user,
@@ -427,13 +429,12 @@ def _result(target: Target, result: Plan, before: AuthorizedKeys, backup_file: O
         "removed_invalid_lines": result.removed_invalid_lines,
         "fixed_modes": mode_fixes,
         "backup_file": backup_file,
-        "diff": {
-            "before": display_text(before),
-            "after": display_text(result.model),
-            "before_header": target.path,
-            "after_header": target.path,
-        },
     }
+    if diff:
+        # Only on request: showing a file means scanning every line for key material.
+        report["diff"] = {"before": display_text(before), "after": display_text(result.model),
+                          "before_header": target.path, "after_header": target.path}
+    return report
 
 
 def _model(state: FileState) -> AuthorizedKeys:
@@ -442,18 +443,19 @@ def _model(state: FileState) -> AuthorizedKeys:
 
 def apply(target: Target, entries: List[Entry], exclusive: bool = False, manage_dir: bool = True,
           follow: bool = False, backup: bool = False, replace_missing: str = "fail",
-          check_mode: bool = False, context_hook: Optional[ContextHook] = None) -> Dict[str, Any]:
-    """Bring the keys file of ``target`` to the wanted state; returns the module result."""
+          check_mode: bool = False, context_hook: Optional[ContextHook] = None, diff: bool = False) -> Dict[str, Any]:
+    """Bring the keys file of ``target`` to the wanted state; returns the module result (with
+    the file before and after as ``diff`` when asked)."""
     check_home_chain(target.path, target.home, target.uid)
     state = read_keys_file(target.path, follow=follow, owner_uid=target.uid)
     before = _model(state)
     result = plan(before, entries, exclusive, replace_missing)
     fixes = state.mode_fixes(target.path)
     if not result.has_changes and not fixes:
-        return _result(target, result, before, None, [])
+        return _result(target, result, before, None, [], diff)
     preflight_write(target.path, follow, manage_dir, target.uid)
     if check_mode:
-        return _result(target, result, before, None, fixes)
+        return _result(target, result, before, None, fixes, diff)
     with KeysFile(target.path, owner=(target.uid, target.gid), create_dir=manage_dir, follow=follow,
                   context_hook=context_hook) as handle:
         # Read again under the lock: a concurrent run may have written since. Only when the
@@ -469,7 +471,7 @@ def apply(target: Target, entries: List[Entry], exclusive: bool = False, manage_
             # A file others may write is written again, whatever else changes: the new file
             # gets the old mode less group and other write.
             backup_file = handle.write(result.model.render(), backup=backup and result.has_changes)
-    return _result(target, result, before, backup_file, fixes)
+    return _result(target, result, before, backup_file, fixes, diff)
 
 
 def selinux_hook(module: Any) -> Optional[ContextHook]:

@@ -34,8 +34,8 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys impor
     AuthorizedKeysError,
     KeyLine,
     display_text,
-    make_key_line,
     parse_key_line,
+    with_fields,
 )
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply import (
     Target,
@@ -151,7 +151,7 @@ def with_new_key(model: AuthorizedKeys, new: KeyLine, old_keys: Sequence[OldKey]
     if not found:
         return None
     options = found[0].options if keep_options else new.options
-    line = make_key_line(new.key_type, new.key_base64, new.comment, options)
+    line = with_fields(new, options, new.comment)
     return model.insert(model.index(found[0]) + 1, line)
 
 

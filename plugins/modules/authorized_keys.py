@@ -278,11 +278,9 @@ def main() -> None:
         result = apply(target, entries, exclusive=params["exclusive"], manage_dir=params["manage_dir"],
                        follow=params["follow"], backup=params["backup"],
                        replace_missing=params["replace_missing"], check_mode=module.check_mode,
-                       context_hook=selinux_hook(module))
+                       context_hook=selinux_hook(module), diff=module._diff)
     except (KeysInputError, AuthorizedKeysError) as exc:
         module.fail_json(msg=str(exc), reason=getattr(exc, "reason", "input"))
-    if not module._diff:
-        result.pop("diff")
     if result["backup_file"] is None:
         result.pop("backup_file")
     module.exit_json(**result)

@@ -211,14 +211,14 @@ def target(tmp_path: Path) -> Target:
 
 def test_apply_check_mode_changes_nothing_and_predicts_the_result(tmp_path):
     entries = normalise_keys([pub("ed25519")])
-    predicted = apply(target(tmp_path), entries, check_mode=True)
+    predicted = apply(target(tmp_path), entries, check_mode=True, diff=True)
     assert predicted["changed"] and predicted["added"] == [fp("ed25519")]
     assert not (tmp_path / ".ssh").exists()
-    done = apply(target(tmp_path), entries)
+    done = apply(target(tmp_path), entries, diff=True)
     assert done["diff"] == predicted["diff"] and done["added"] == predicted["added"]
     assert (tmp_path / ".ssh" / "authorized_keys").read_text() == pub("ed25519") + "\n"
     again = apply(target(tmp_path), entries, check_mode=True)
-    assert not again["changed"]
+    assert not again["changed"] and "diff" not in again
 
 
 def test_apply_without_changes_creates_nothing(tmp_path):

@@ -270,7 +270,7 @@ def test_key_material_in_the_file_is_withheld_from_diff_and_info(tmp_path, priva
         "indented": "".join(f"   {line}\n" for line in lines),
     }[shape]
     keyfile(tmp_path, f"{pub('rsa2048')}\n{text}")
-    result = apply(target(tmp_path), normalise_keys([pub("ed25519")]))
+    result = apply(target(tmp_path), normalise_keys([pub("ed25519")]), diff=True)
     info = inspect(target(tmp_path))
     output = json.dumps([result, info])
     for line in body_lines(private):
@@ -281,7 +281,7 @@ def test_key_material_in_the_file_is_withheld_from_diff_and_info(tmp_path, priva
 
 def test_a_diff_still_shows_ordinary_lines(tmp_path):
     keyfile(tmp_path, f"# team keys (rotated 2026-11)\n{pub('rsa2048')} alice@laptop\n")
-    result = apply(target(tmp_path), normalise_keys([pub("ed25519")]))
+    result = apply(target(tmp_path), normalise_keys([pub("ed25519")]), diff=True)
     assert result["diff"]["before"] == f"# team keys (rotated 2026-11)\n{pub('rsa2048')} alice@laptop\n"
 
 
@@ -317,7 +317,7 @@ def test_secret_values_cover_every_option_shape(private_key):
 def test_a_file_that_is_not_utf8_gives_a_serialisable_result(tmp_path):
     path = keyfile(tmp_path)
     path.write_bytes(b"# caf\xe9 \xff\xfe\n" + pub("rsa2048").encode() + b" \xc3\x28\n")
-    result = apply(target(tmp_path), normalise_keys([pub("ed25519")]))
+    result = apply(target(tmp_path), normalise_keys([pub("ed25519")]), diff=True)
     info = inspect(target(tmp_path))
     text = json.dumps([result, info], ensure_ascii=False)
     text.encode("utf-8")  # no lone surrogates left
@@ -331,7 +331,7 @@ def test_a_file_that_is_not_utf8_gives_a_serialisable_result(tmp_path):
 def test_control_characters_in_the_file_are_escaped_in_output(tmp_path):
     keyfile(tmp_path, f"{pub('rsa2048')} evil\x1b]0;owned\x07\n# bell\x07\n")
     info = inspect(target(tmp_path))
-    result = apply(target(tmp_path), normalise_keys([pub("ed25519")]))
+    result = apply(target(tmp_path), normalise_keys([pub("ed25519")]), diff=True)
     text = json.dumps([info, result])
     assert "\\u001b" not in text and "\\u0007" not in text
     assert info["public_keys"][0]["comment"] == "evil\\x1b]0;owned\\x07"
