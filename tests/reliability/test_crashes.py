@@ -32,12 +32,9 @@ from typing import Any, Dict, List
 from relsupport import COLLECTIONS, PYTHON
 from relstate import EXPECTED_TAGS, PART_B_POOL, QUOTA, ClientPool, check_ledger, key_pairs_by_name, tags_of
 
-# Key lines come from the unit tests' own generator (reused, not copied).
+# Key lines come from the generator the unit tests use too (tests/support/ssh_keys.py).
 sys.path.insert(0, str(COLLECTIONS))
-# pylint: disable=wrong-import-position
-from ansible_collections.sshkeys.ecs.tests.unit.plugins.module_utils.test_authorized_keys_processes import (  # noqa: E402
-    random_key,
-)
+from ansible_collections.sshkeys.ecs.tests.support.ssh_keys import random_key  # noqa: E402  pylint: disable=wrong-import-position
 
 KILL_ROUNDS = 3
 KEYS = 3000  # per version of the authorized_keys file (about 240 kB)

@@ -6,30 +6,19 @@ SIGKILL at any moment leaves the old file or the new one, never a mix or a parti
 
 from __future__ import annotations
 
-import base64
 import os
 import random
 import signal
-import struct
 import subprocess
 import sys
 import textwrap
 import time
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import AuthorizedKeys
+from ansible_collections.sshkeys.ecs.tests.support.ssh_keys import random_key
 
 # The child processes import the collection the same way the tests do.
 CHILD_ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-
-
-def random_key(seed: int) -> str:
-    rng = random.Random(seed)
-
-    def string(data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + data
-
-    blob = string(b"ssh-ed25519") + string(rng.randbytes(32))
-    return f"ssh-ed25519 {base64.b64encode(blob).decode()} key-{seed}"
 
 
 ADDER = textwrap.dedent(
