@@ -22,15 +22,12 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._changes import (
     join_ids,
 )
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError, chunks, json_list
-from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_shape import (  # noqa: F401 (re-exported)
-    MAX_TAGS,
-    NAME_PATTERN,
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_shape import (
     KeypairError,
     api_public_key,
     api_tags,
     describe_result,
     diff_view,
-    fingerprint_hex,
     instance_ids,
     instance_summary,
     missing_cryptography,
@@ -42,13 +39,11 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_shape import 
     validate_plain_id,
     validate_tags,
 )
-from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_write import (  # noqa: F401 (re-exported)
-    AMBIGUOUS_CODES,
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_write import (
     ATTACHED_CODE,
     NOT_FOUND_CODES,
     Replacement,
     apply_tags,
-    attach_or_detach,
     bind,
     create_key_pair,
     delete_key_pair,
@@ -60,8 +55,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import (
     looks_like_private_key,
     parse_public_key,
 )
-from ansible_collections.sshkeys.ecs.plugins.module_utils._private_key_file import (  # noqa: F401 (re-exported)
-    KeyFileError,
+from ansible_collections.sshkeys.ecs.plugins.module_utils._private_key_file import (
     KeyFileLock,
     NoLock,
     PendingMarker,

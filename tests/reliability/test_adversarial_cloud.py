@@ -377,7 +377,7 @@ DELETE_CASES: Dict[str, Dict[str, Any]] = {
 def test_delete_under_faults(emu, ansible, work, sections, request, attack):
     spec = DELETE_CASES[attack]
     key = make_key(work, unique("dk"))
-    names = [unique("dl") for _ in range(spec["names"])]
+    names = [unique("dl") for _number in range(spec["names"])]
     for name in names:
         emu.api("ImportKeyPair", KeyPairName=name, PublicKeyBody=key.public)
     ids = run_instances(emu, spec["instances"]) if spec["instances"] else []
@@ -755,8 +755,8 @@ def test_tags_under_faults(emu, ansible, work, sections, request, attack):
         problems.append(f"the re-run did not converge: {second.msg[:200]}")
     if third.failed or third.result.get("changed"):
         problems.append("the third run changed something or failed")
-    state = f"{len(after)} tags; " + (f"{len(lost)} old tag(s) removed, named in `changes`" if lost
-                                       else "no old tag removed")
+    removed = f"{len(lost)} old tag(s) removed, named in `changes`" if lost else "no old tag removed"
+    state = f"{len(after)} tags; {removed}"
     sections["tags"].add([attack, describe(first), state,
                           "converged, then unchanged" if not problems else "; ".join(problems)[:300]],
                          node=request.node)
@@ -835,8 +835,8 @@ def test_special_files_and_unsafe_key_files(emu, ansible, work, sections, reques
         if task_name in planted and planted[task_name][1] == "a FIFO" and \
                 not stat.S_ISFIFO(os.lstat(planted[task_name][0]).st_mode):
             problems.append("the FIFO was replaced")
-        if "mode" in label and "UNPROTECTED PRIVATE KEY FILE" not in str((records.get(task_name) or {})
-                                                                          .get("result", {}).get("msg")):
+        message = str((records.get(task_name) or {}).get("result", {}).get("msg"))
+        if "mode" in label and "UNPROTECTED PRIVATE KEY FILE" not in message:
             problems.append("the message does not say why ssh would refuse the key")
         failures += [f"{label}: {p}" for p in problems]
         sections["key_files"].add([label, "refused at once" if not problems else "; ".join(problems)[:200],

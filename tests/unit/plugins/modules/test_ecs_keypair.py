@@ -11,7 +11,7 @@ import stat
 
 import pytest
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils import _keypair
+from ansible_collections.sshkeys.ecs.plugins.module_utils import _keypair, _keypair_write
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import parse_public_key, public_key_from_private
 from ansible_collections.sshkeys.ecs.plugins.modules import ecs_keypair
@@ -551,5 +551,5 @@ def test_partial_attach_failures_are_not_lost():
                  "Message": "windows"}]}}
 
     with pytest.raises(EcsApiError) as info:
-        _keypair.attach_or_detach(Client(), "AttachKeyPair", "k", ["i-1", "i-2"])
+        _keypair_write.attach_or_detach(Client(), "AttachKeyPair", "k", ["i-1", "i-2"])
     assert "i-2" in str(info.value) and "DependencyViolation.WindowsInstance" in str(info.value)

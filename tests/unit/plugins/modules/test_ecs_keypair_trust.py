@@ -210,8 +210,8 @@ EXISTING_WITHOUT_FILE = {
     # id: (marker written, on_mismatch, failed, action, words)
     "marker of this key pair: an orphan, created again": (True, None, False, "replaced", ["was never saved"]),
     "marker of this key pair, in check mode": (True, None, False, "replaced", ["was never saved"]),
-    "no marker, default on_mismatch: fails and says why": (False, None, True, None,
-                                                            ["cannot be fetched again", "on_mismatch=replace"]),
+    "no marker, default on_mismatch: fails and says why": (
+        False, None, True, None, ["cannot be fetched again", "on_mismatch=replace"]),
     "no marker, on_mismatch=keep: kept with a warning": (False, "keep", False, "kept", ["cannot be fetched again"]),
     "no marker, on_mismatch=replace: created again": (False, "replace", False, "replaced", []),
 }
