@@ -221,6 +221,20 @@ def test_wait_timeout_names_the_instances_and_rerun_does_not_reboot_again(fleet,
     assert again["changed"] is False and actions(fleet.log, CHANGES) == []
 
 
+def test_a_failing_wait_after_the_reboot_still_names_the_attach_and_the_reboot(fleet, run_module):
+    """The wait's DescribeInstances fails after the attach and the reboot were done: the failure
+    must report them (changed, changes), not only the API error."""
+    one = add(1)
+    down = EcsApiError(code="ServiceUnavailable", message="down", http_status=503, request_id="RID-W")
+    fleet.faults["DescribeInstances"] = [lambda reply: reply] + [down] * 10
+    args = {"key_pair_name": "deploy", "reboot": True, "instance_ids": [one], "ecs_retries": 0}
+    result, _out = run_module(ecs_keypair_attach.main, args)
+    assert result["failed"] is True and result["changed"] is True
+    assert result["changes"] == [f"attached key pair deploy to {one}", f"rebooted {one}"]
+    assert "waiting for the rebooted instances failed" in result["msg"] and "RID-W" in result["msg"]
+    assert result["error"]["request_id"] == "RID-W"
+
+
 def test_failcount_fails_the_task_listing_successes_and_failures(fleet, run_module):
     good, bad = add(1), add(2)
 

@@ -643,3 +643,21 @@ def test_private_key_material_in_any_string_option_never_shows(fake_ecs, run_mod
     assert "Traceback" not in out
     for line in body_lines(secret):
         assert line not in out and line[:-1] not in out, f"a line of the key shows ({option})"
+
+
+# ---------------------------------------------------------------------------------------------
+# ecs_keypair_attach: a job that fails part way names what it changed.
+
+
+def test_a_partly_failed_attach_names_what_it_attached(fake_ecs, run_module):
+    fake_ecs.store["web"] = {"KeyPairName": "web", "PublicKey": new_key()[0], "Tags": {"Tag": []}}
+    for instance_id in ("i-aaa111", "i-bbb222"):
+        fake_ecs.instances[instance_id] = {"InstanceId": instance_id, "KeyPairName": "", "Status": "Stopped",
+                                           "OSType": "linux"}
+    fake_ecs.refuse = {"i-bbb222": "IncorrectInstanceStatus"}
+    result, _out = run_module(ecs_keypair_attach.main, {"key_pair_name": "web",
+                                                        "instance_ids": ["i-aaa111", "i-bbb222"]})
+    assert result["failed"] and result["changed"] is True
+    assert result["changes"] == ["attached key pair web to i-aaa111"]
+    assert result["error"]["code"] == "IncorrectInstanceStatus" and result["error"]["action"] == "AttachKeyPair"
+    assert result["failed_instances"] == ["i-bbb222"]
