@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import re
 import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from junit import Case, write_suite  # noqa: E402  (tools/junit.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 PATTERNS = ["README.md", "docs/**/*.md", "roles/*/README.md", "benchmarks/README.md", "emulator/README.md"]
@@ -48,22 +50,18 @@ def files() -> list[Path]:
 
 def main(argv: list[str]) -> int:
     junit = Path(argv[argv.index("--junit") + 1]) if "--junit" in argv else None
-    suite = ET.Element("testsuite", name="docs-links")
-    failures = 0
+    cases = []
     for path in files():
         name = str(path.relative_to(ROOT))
         broken = broken_links(path)
-        case = ET.SubElement(suite, "testcase", classname="docs.links", name=name)
-        if broken:
-            failures += 1
-            message = f"{name}: broken links: {', '.join(broken)}"
-            ET.SubElement(case, "failure", message=message).text = message
+        message = f"{name}: broken links: {', '.join(broken)}" if broken else None
+        cases.append(Case("docs.links", name, failure=message, text=message))
+        if message:
             print(message)
-    suite.set("tests", str(len(suite)))
-    suite.set("failures", str(failures))
+    failures = sum(1 for case in cases if case.failure)
     if junit:
-        ET.ElementTree(suite).write(junit, encoding="utf-8", xml_declaration=True)
-    print(f"docs links: {len(suite) - failures} of {len(suite)} files without broken links")
+        write_suite(junit, "docs-links", cases)
+    print(f"docs links: {len(cases) - failures} of {len(cases)} files without broken links")
     return 1 if failures else 0
 
 

@@ -22,12 +22,14 @@ import os
 import re
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 from antsibull_docs_parser import dom, parser
 from antsibull_docs_parser.format import Formatter, LinkProvider, format_paragraphs
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from junit import Case, write_suite  # noqa: E402  (tools/junit.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "reference"
@@ -430,14 +432,11 @@ def readme_gaps(entries: dict[tuple[str, str], dict]) -> str | None:
 
 
 def write_junit(path: Path, results: list[tuple[str, str | None]]) -> None:
-    failures = sum(1 for result in results if result[1])
-    suite = ET.Element("testsuite", name="docs", tests=str(len(results)), failures=str(failures))
+    cases = []
     for name, problem in results:
-        case = ET.SubElement(suite, "testcase", classname="docs.reference", name=name)
-        if problem:
-            hint = "add them to its tables" if name == README_CASE else "run `make docs-write` and commit docs/reference/"
-            ET.SubElement(case, "failure", message=problem).text = f"{problem}; {hint}"
-    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+        hint = "add them to its tables" if name == README_CASE else "run `make docs-write` and commit docs/reference/"
+        cases.append(Case("docs.reference", name, failure=problem or None, text=f"{problem}; {hint}" if problem else None))
+    write_suite(path, "docs", cases)
 
 
 def main(argv: list[str]) -> int:

@@ -26,9 +26,9 @@ for config in "$ROOT"/roles/*/molecule/*/molecule.yml "$ROOT"/extensions/molecul
 done
 if [ "${#scenarios[@]}" -eq 0 ]; then echo "no Molecule scenarios found"; exit 0; fi
 
-cases=()
+cases=$STAGE_RESULTS/molecule.tsv
+: >"$cases"
 status=0
-failures=0
 for entry in "${scenarios[@]}"; do
   project=${entry%|*} name=${entry#*|}
   if [ "$project" = "$ROOT" ]; then label=extensions/molecule/$name; else label=${project#"$ROOT"/}/molecule/$name; fi
@@ -39,25 +39,14 @@ for entry in "${scenarios[@]}"; do
   code=$?
   took=$(( $(date +%s) - started ))
   tail -n 15 "$log"
-  label_xml=$(printf '%s' "$label" | sed 's/&/\&amp;/g; s/</\&lt;/g; s/"/\&quot;/g')
   if [ "$code" -eq 0 ]; then
     echo "--- $label: passed in ${took} s"
-    cases+=("  <testcase classname=\"molecule\" name=\"$label_xml\" time=\"$took\"/>")
   else
     echo "--- $label: FAILED (exit $code, log: $log)"
     status=1
-    failures=$((failures + 1))
-    # Colour codes and other control characters are not allowed in XML.
-    detail=$(tail -n 40 "$log" | sed 's/\x1b\[[0-9;]*[A-Za-z]//g' | tr -d '\000-\010\013\014\016-\037' |
-      sed 's/&/\&amp;/g; s/</\&lt;/g; s/>/\&gt;/g')
-    cases+=("  <testcase classname=\"molecule\" name=\"$label_xml\" time=\"$took\"><failure message=\"molecule test exited with $code\">$detail</failure></testcase>")
   fi
+  junit_case "$cases" molecule "$label" "$code" "$took" "molecule test exited with $code" "$log"
 done
 
-{
-  echo '<?xml version="1.0" encoding="utf-8"?>'
-  echo "<testsuite name=\"molecule\" tests=\"${#scenarios[@]}\" failures=\"$failures\">"
-  printf '%s\n' "${cases[@]}"
-  echo '</testsuite>'
-} >"$STAGE_RESULTS/molecule.xml"
+junit_write molecule "$cases" "$STAGE_RESULTS/molecule.xml" || status=1
 exit $status

@@ -19,28 +19,21 @@ trap 'rm -rf "$work"' EXIT
 src=$(copy_collection)
 trap 'rm -rf "$work" "${src%/ansible_collections/sshkeys/ecs}"' EXIT
 
-cases=()
+cases=$work/cases.tsv
 failures=0
 # record NAME STATUS MESSAGE: one test case; STATUS 0 passes.
 record() {
-  local name=$1 status=$2 message=${3:-} detail
+  local name=$1 status=$2 message=${3:-}
   if [ "$status" -eq 0 ]; then
     echo "--- $name: passed"
-    cases+=("  <testcase classname=\"artifact\" name=\"$name\"/>")
   else
     echo "--- $name: FAILED: $message"
     failures=$((failures + 1))
-    detail=$(printf '%s' "$message" | tr -d '\000-\010\013\014\016-\037' | sed 's/&/\&amp;/g; s/</\&lt;/g; s/>/\&gt;/g; s/"/\&quot;/g')
-    cases+=("  <testcase classname=\"artifact\" name=\"$name\"><failure message=\"$detail\"/></testcase>")
   fi
+  junit_case "$cases" artifact "$name" "$status" "" "$message"
 }
 write_junit() {
-  {
-    echo '<?xml version="1.0" encoding="utf-8"?>'
-    echo "<testsuite name=\"artifact\" tests=\"${#cases[@]}\" failures=\"$failures\">"
-    printf '%s\n' "${cases[@]}"
-    echo '</testsuite>'
-  } >"$STAGE_RESULTS/artifact.xml"
+  junit_write artifact "$cases" "$STAGE_RESULTS/artifact.xml"
 }
 
 # --- 1. build and contents -------------------------------------------------------------------

@@ -23,3 +23,17 @@ copy_collection() {
   (cd "$ROOT" && git ls-files -co --exclude-standard -z | tar --null --ignore-failed-read -T - -cf - 2>/dev/null) | tar -xf - -C "$dest"
   echo "$dest"
 }
+
+# JUnit test cases of a shell stage, one line each in a tab-separated file that
+# `tools/junit.py cases` turns into XML (junit_write).
+# junit_case FILE CLASSNAME NAME STATUS [SECONDS] [MESSAGE] [LOG]: STATUS 0 passes; the end of
+# LOG becomes the text of a failure.
+junit_case() {
+  local file=$1 classname=$2 name=$3 status=$4 seconds=${5:-} message=${6:-} log=${7:-}
+  message=${message//$'\t'/ } message=${message//$'\n'/ }
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$classname" "$name" "$status" "$seconds" "$message" "$log" >>"$file"
+}
+# junit_write SUITE FILE OUT.xml
+junit_write() {
+  "$VENV/bin/python" "$ROOT/tools/junit.py" cases "$@"
+}
