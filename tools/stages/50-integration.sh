@@ -1,73 +1,62 @@
 #!/usr/bin/env bash
-# Integration targets (tests/integration/targets/*) against the ECS emulator, one JUnit test case
-# per target. Each target runs in a fresh emulator (tools/with-emulator.sh), as a role in a
-# one-play playbook on localhost, or through its runme.sh when it has one. Targets named
-# setup_* are helpers for the others and are not run on their own. Extra emulator options for a
-# target go, one per line, in its file `emulator_options`.
+# Integration targets (tests/integration/targets/*) with `ansible-test integration`, one JUnit
+# test case per target. All run in one copy of the collection at
+# .../ansible_collections/sshkeys/ecs (ansible-test's layout), each against a fresh ECS emulator:
+# tools/with-emulator.sh starts it (with the serve options of the target's `emulator_options`
+# file, one per line, if it has one), tools/integration_config.py writes
+# tests/integration/integration_config.yml for it, and `ansible-test integration --local TARGET`
+# runs the target (a role, or its runme.sh) with those variables. These are the commands
+# docs/development.md gives for running a target by hand. Targets named setup_* only hold files
+# for the others; ansible-test never runs them on their own.
+#   bash tools/stages/50-integration.sh [TARGET...]   (default: every target)
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
-
-targets_dir=$ROOT/tests/integration/targets
-work=$(mktemp -d "${TMPDIR:-/tmp}/sshkeys-integration.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-: >"$work/cases.tsv"
-export ANSIBLE_ROLES_PATH=$targets_dir
-export ANSIBLE_PYTHON_INTERPRETER=$VENV/bin/python
-export ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 ANSIBLE_RETRY_FILES_ENABLED=0
 export PATH=$VENV/bin:$PATH
-# Only these names are wanted: selected targets as arguments, else every target.
-selected=("$@")
 
-status=0
-for dir in "$targets_dir"/*/; do
+dest=$(copy_collection)
+trap 'rm -rf "${dest%/ansible_collections/sshkeys/ecs}"' EXIT
+cases=$STAGE_RESULTS/integration.tsv
+: >"$cases"
+
+targets=()
+for dir in "$dest"/tests/integration/targets/*/; do
   name=$(basename "$dir")
   case $name in setup_*) continue ;; esac
-  if [ ${#selected[@]} -gt 0 ] && [[ ! " ${selected[*]} " =~ \ $name\  ]]; then continue; fi
+  targets+=("$name")
+done
+if [ $# -gt 0 ]; then
+  for name in "$@"; do
+    [[ " ${targets[*]} " == *" $name "* ]] || { echo "integration: no target $name (targets: ${targets[*]})" >&2; exit 2; }
+  done
+  targets=("$@")
+fi
+
+status=0
+for name in "${targets[@]}"; do
   log=$STAGE_RESULTS/integration-$name.log
   options=()
-  if [ -f "$dir/emulator_options" ]; then
-    mapfile -t options < <(grep -v '^\s*\(#\|$\)' "$dir/emulator_options")
+  if [ -f "$dest/tests/integration/targets/$name/emulator_options" ]; then
+    mapfile -t options < <(grep -v '^\s*\(#\|$\)' "$dest/tests/integration/targets/$name/emulator_options")
   fi
-  if [ -x "$dir/runme.sh" ]; then
-    cmd=(bash -c "cd '$dir' && ./runme.sh")
-  else
-    playbook=$work/$name.yml
-    printf -- '- hosts: localhost\n  connection: local\n  gather_facts: false\n  roles:\n    - %s\n' "$name" >"$playbook"
-    cmd=("$VENV/bin/ansible-playbook" -i "localhost," "$playbook")
-  fi
-  echo "--- integration target $name"
+  echo "--- integration target $name${options[*]:+ (emulator ${options[*]})}"
   started=$(date +%s.%N)
-  "$ROOT/tools/with-emulator.sh" "${options[@]}" -- "${cmd[@]}" >"$log" 2>&1
+  # shellcheck disable=SC2016  # expanded by the inner bash, once the emulator runs
+  (cd "$dest" && "$ROOT/tools/with-emulator.sh" "${options[@]}" -- bash -c \
+    'python tools/integration_config.py && ansible-test integration --local --color no "$0"' "$name") >"$log" 2>&1
   code=$?
-  ended=$(date +%s.%N)
+  took=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
   if [ "$code" -eq 0 ]; then
-    grep -E '^localhost +:' "$log" | tail -1
+    # A role target ends with its play recap, a script target with its own last words.
+    summary=$(grep -E '^[a-z0-9_.-]+ +: ok=' "$log" | tail -1 | tr -s ' ')
+    [ -n "$summary" ] || summary=$(grep -v -e '^WARNING' -e '^\s*$' "$log" | tail -1)
+    echo "passed in $took s: $summary"
   else
     status=1
-    echo "FAILED ($code); the end of $log:"
-    grep -E 'fatal:|FAILED|msg' "$log" | tail -15
+    echo "FAILED ($code) in $took s; the end of $log:"
+    grep -E 'fatal:|FAILED|FAIL:|ERROR' "$log" | tail -15
   fi
-  printf '%s\t%s\t%s\t%s\n' "$name" "$code" "$started" "$ended" >>"$work/cases.tsv"
+  junit_case "$cases" integration "$name" "$code" "$took" "exit status $code" "$log"
 done
 
-"$VENV/bin/python" - "$work/cases.tsv" "$STAGE_RESULTS/integration.xml" "$STAGE_RESULTS" <<'PY'
-import sys
-import xml.etree.ElementTree as ET
-
-cases_file, out, results = sys.argv[1:4]
-suite = ET.Element("testsuite", name="integration")
-failures = 0
-rows = [line.rstrip("\n").split("\t") for line in open(cases_file) if line.strip()]
-for name, code, started, ended in rows:
-    case = ET.SubElement(suite, "testcase", classname="integration", name=name,
-                         time=f"{float(ended) - float(started):.2f}")
-    if code != "0":
-        failures += 1
-        log = open(f"{results}/integration-{name}.log", errors="replace").read()
-        failure = ET.SubElement(case, "failure", message=f"exit status {code}")
-        failure.text = log[-4000:]
-suite.set("tests", str(len(rows)))
-suite.set("failures", str(failures))
-ET.ElementTree(suite).write(out, encoding="utf-8", xml_declaration=True)
-PY
+junit_write integration "$cases" "$STAGE_RESULTS/integration.xml" || status=1
 exit $status

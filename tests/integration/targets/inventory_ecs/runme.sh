@@ -5,13 +5,16 @@
 # official SDK's reading of DescribeInstances implies; `ansible -m ping` over SSH through the
 # inventory must log in with the right key pair and be refused with the wrong one; the cache,
 # retries on throttling, clear errors, the file-name rule and secret hygiene are checked too.
-# Runs inside tools/with-emulator.sh (tools/stages/50-integration.sh), which exports the
-# ALIBABA_CLOUD_* variables and ECS_EMULATOR_ADMIN_TOKEN.
+# Run by ansible-test (`ansible-test integration inventory_ecs`) against the emulator of
+# tests/integration/integration_config.yml, started with the options of emulator_options.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-# The helper needs the official SDK: the Python of the virtual environment Ansible runs from.
-python=$(dirname "$(command -v ansible-inventory)")/python
+# ansible-test gives scripts an environment of their own: the emulator's variables (ALIBABA_CLOUD_*,
+# ECS_EMULATOR_ADMIN_TOKEN) come from the config file. The helper needs the official SDK: the
+# Python ansible-test runs Ansible with.
+python=${ANSIBLE_TEST_PYTHON_INTERPRETER:-python3}
+eval "$("$python" "$here/../setup_ecs_sdk/files/emulator_env.py" "$here/../../integration_config.yml")"
 check="$python $here/files/inventory_check.py"
 work=$(mktemp -d "${TMPDIR:-/tmp}/inventory_ecs.XXXXXX")
 export ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_NOCOLOR=1 ANSIBLE_INVENTORY_UNPARSED_FAILED=True

@@ -10,18 +10,16 @@
 # Bad variables fail with their message before anything changes. At the end every log, including
 # -vvv runs, is searched for the private keys and the passphrase.
 #
-# Run by tools/stages/50-integration.sh, or by hand:
-#   tools/with-emulator.sh --instances=podman --address-pool=127.0.11.0/24 -- \
-#     tests/integration/targets/workflow_playbooks/runme.sh
+# Run by ansible-test (`ansible-test integration workflow_playbooks`) against the emulator of
+# tests/integration/integration_config.yml, started with the options of emulator_options.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/../../../.." && pwd)
-: "${ANSIBLE_COLLECTIONS_PATH:=$root/.cache/collections}"
-export ANSIBLE_COLLECTIONS_PATH
+# ansible-test gives scripts an environment of their own: the emulator's variables come from the
+# config file, the controller's Python from ansible-test (with the official SDK for fleet.py).
+python=${ANSIBLE_TEST_PYTHON_INTERPRETER:-python3}
+eval "$("$python" "$here/../setup_ecs_sdk/files/emulator_env.py" "$here/../../integration_config.yml")"
 export ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0
-export ALIBABA_CLOUD_CLI_PROFILE_DISABLED=true ALIBABA_CLOUD_ECS_METADATA_DISABLED=true
-python=${ANSIBLE_PYTHON_INTERPRETER:-$root/.venv/bin/python}
 export ANSIBLE_PYTHON_INTERPRETER=$python
 fleet() { "$python" "$here/files/fleet.py" "$@"; }
 
