@@ -6,7 +6,7 @@ PYTHON := .venv/bin/python
 STAGES := $(patsubst tools/stages/%.sh,%,$(wildcard tools/stages/[0-9][0-9]-*.sh))
 STAGE_NAMES := $(foreach s,$(STAGES),$(word 2,$(subst -, ,$(s))))
 
-.PHONY: test bootstrap clean demo docs-write bench bench-quick $(STAGE_NAMES)
+.PHONY: test check bootstrap clean demo docs-write reliability-report bench bench-quick $(STAGE_NAMES)
 
 test: bootstrap
 	$(PYTHON) tools/run_tests.py
@@ -17,9 +17,22 @@ bootstrap:
 $(STAGE_NAMES): bootstrap
 	$(PYTHON) tools/run_tests.py $@
 
+# The inner loop (about 2 minutes): sanity and unit tests on ansible-core 2.19 only, and the
+# emulator's own tests that need no podman. `make test` runs everything.
+check: bootstrap
+	TEST_QUICK=1 $(PYTHON) tools/run_tests.py sanity units emulator
+
 # Rewrites docs/reference/ from the plugins' and roles' own documentation (`make docs` checks it).
 docs-write: bootstrap
 	$(PYTHON) tools/docs_reference.py
+
+# Renders docs/reliability.md from the figures of the last run of the reliability stage (which
+# renders its own copy into tests/output/reliability/ and leaves docs/ alone). Commit the page
+# after a whole run of the stage, not after a run of one file.
+reliability-report:
+	@ls tests/output/reliability/*.json >/dev/null 2>&1 || \
+	  { echo "no reliability figures in tests/output/reliability/: run make reliability first" >&2; exit 1; }
+	$(PYTHON) tools/reliability_report.py
 
 # Benchmarks (not tests): every figure side by side in one run -> benchmarks/RESULTS.md and plots.
 # bench-quick is a smoke run into tests/output/bench/. Pass runner options with BENCH_ARGS=...

@@ -2,6 +2,10 @@
 
   python tools/reliability_report.py [--figures DIR] [--output FILE]
 
+The reliability stage renders its page into tests/output/reliability/reliability.md after every
+run; `make reliability-report` renders docs/reliability.md (the default output) from the
+figures of the last run.
+
 Each test module of tests/reliability writes one JSON file per section into $RELIABILITY_FIGURES
 (default tests/output/reliability/):
   {"title": str, "order": int, "summary": str, "columns": [str], "rows": [[str|int, ...]]}
@@ -27,10 +31,10 @@ DEFAULT_OUTPUT = ROOT / "docs" / "reliability.md"
 INTRO = """\
 # Reliability and security figures
 
-This page is written by the reliability suite (`tests/reliability`, stage `80-reliability`:
-`make reliability`), from the figures each part of the suite records while its tests run. Every
-row is a test case that ran; its last column is that test's outcome. Re-running the stage
-rewrites the page.
+This page shows the figures each part of the reliability suite (`tests/reliability`, stage
+`80-reliability`: `make reliability`) records while its tests run, as `make reliability-report`
+renders them after a whole run. Every row is a test case that ran; its last column is that
+test's outcome.
 """
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Unit tests (tests/unit) with pytest, under ansible-core 2.19 and under the newest ansible-core.
+# Unit tests (tests/unit) with pytest, under ansible-core 2.19 and under the newest ansible-core
+# (with TEST_QUICK set, as `make check` does, under 2.19 only).
 # The collection is imported through .cache/collections/ansible_collections/sshkeys/ecs, a link
 # to this checkout made by tools/bootstrap.sh.
 set -uo pipefail
@@ -13,5 +14,6 @@ run_units() {
     -n 2 --junitxml="$STAGE_RESULTS/units-$label.xml" -o junit_suite_name="units-$label") || status=1
 }
 run_units 2.19 "$VENV"
+[ -n "${TEST_QUICK:-}" ] && exit $status
 run_units 2.21 "$VENV_NEW"
 exit $status

@@ -2,7 +2,9 @@
 # The reliability and security suite (tests/reliability): bad input, secrets, lockout, faults,
 # crashes, emulator security and load, against fresh emulators and real sshd containers from
 # the instance image (loopback addresses 127.0.15.0/24 and 127.0.16.0/24). JUnit XML into
-# $STAGE_RESULTS; then the figures the tests recorded are rendered into docs/reliability.md.
+# $STAGE_RESULTS; then the figures the tests recorded (tests/output/reliability/*.json) are
+# rendered into tests/output/reliability/reliability.md. The tracked docs/reliability.md is
+# rendered from the same figures by `make reliability-report`, after a whole run, never here.
 # Arguments are passed to pytest (for example a test file or -k EXPR).
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
@@ -31,6 +33,6 @@ timeout 1500 "$VENV/bin/pytest" "${args[@]}" -q -p no:cacheprovider -rfEs \
 status=$?
 # 5: nothing collected
 if [ "$status" -eq 5 ]; then status=0; fi
-"$VENV/bin/python" "$ROOT/tools/reliability_report.py" --figures "$RELIABILITY_FIGURES" --output "$ROOT/docs/reliability.md" ||
-  status=1
+"$VENV/bin/python" "$ROOT/tools/reliability_report.py" --figures "$RELIABILITY_FIGURES" \
+  --output "$RELIABILITY_FIGURES/reliability.md" || status=1
 exit $status
