@@ -23,19 +23,15 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys impor
     AuthorizedKeysError,
     KeyLine,
     check_comment,
-    display_lines,
-    display_text,
     parse_key_line,
-    shown,
     validate_options,
     with_fields,
 )
-from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file import (
-    ContextHook,
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_display import display_lines, display_text, shown
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file import ContextHook, KeysFile
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file_checks import (
     FileState,
-    KeysFile,
     check_home_chain,
-    decode,
     preflight_write,
     read_keys_file,
 )
@@ -437,10 +433,6 @@ def _result(target: Target, result: Plan, before: AuthorizedKeys, backup_file: O
     return report
 
 
-def _model(state: FileState) -> AuthorizedKeys:
-    return AuthorizedKeys.parse(decode(state.data))
-
-
 def apply(target: Target, entries: List[Entry], exclusive: bool = False, manage_dir: bool = True,
           follow: bool = False, backup: bool = False, replace_missing: str = "fail",
           check_mode: bool = False, context_hook: Optional[ContextHook] = None, diff: bool = False) -> Dict[str, Any]:
@@ -448,7 +440,7 @@ def apply(target: Target, entries: List[Entry], exclusive: bool = False, manage_
     the file before and after as ``diff`` when asked)."""
     check_home_chain(target.path, target.home, target.uid)
     state = read_keys_file(target.path, follow=follow, owner_uid=target.uid)
-    before = _model(state)
+    before = state.model()
     result = plan(before, entries, exclusive, replace_missing)
     fixes = state.mode_fixes(target.path)
     if not result.has_changes and not fixes:
@@ -462,7 +454,7 @@ def apply(target: Target, entries: List[Entry], exclusive: bool = False, manage_
         # bytes differ is the plan made again (parsing is most of the cost on big files).
         locked_state = handle.read_state()
         if locked_state.data != state.data:
-            before = _model(locked_state)
+            before = locked_state.model()
             result = plan(before, entries, exclusive, replace_missing)
         fixes = locked_state.mode_fixes(handle.path)
         handle.fix_directory_mode()
@@ -535,7 +527,7 @@ def _mode_problems(path: str, state: FileState) -> List[str]:
 def inspect(target: Target, follow: bool = False) -> Dict[str, Any]:
     """Everything authorized_keys_info returns for one user's file."""
     state = read_keys_file(target.path, follow=follow, owner_uid=target.uid)
-    model = _model(state)
+    model = state.model()
     keys = [key_report(line) for line in model.keys()]
     invalid = [{"line": line.number, "problem": line.problem, "looks_private": item.withheld,
                 "text": None if item.withheld else item.text}

@@ -33,7 +33,6 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys impor
     AuthorizedKeys,
     AuthorizedKeysError,
     KeyLine,
-    display_text,
     parse_key_line,
     with_fields,
 )
@@ -42,9 +41,9 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply
     fingerprint,
     resolve_target,
 )
-from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file import (
-    ContextHook,
-    KeysFile,
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_display import display_text
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file import ContextHook, KeysFile
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file_checks import (
     check_home_chain,
     decode,
     read_keys_file,
@@ -211,7 +210,7 @@ def _read(target: Target, follow: bool) -> AuthorizedKeys:
     state = read_keys_file(target.path, follow=follow, owner_uid=target.uid)
     if not state.exists:
         raise RotateError(f"{target.path} does not exist: there is no old key to rotate", reason="missing")
-    return AuthorizedKeys.parse(decode(state.data))
+    return state.model()
 
 
 def _open(target: Target, follow: bool, context_hook: Optional[ContextHook]) -> KeysFile:

@@ -23,13 +23,14 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils import _keys_file as a
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import (
     AuthorizedKeys,
     AuthorizedKeysError,
-    display_lines,
     make_key_line,
     parse_key_line,
     split_options,
     validate_options,
 )
-from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file import KeysFile, read_keys_file
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_display import display_lines
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file import KeysFile
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file_checks import read_keys_file
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "authorized_keys"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text())

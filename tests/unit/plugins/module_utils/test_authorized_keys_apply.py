@@ -19,8 +19,8 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply
     normalise_keys,
     plan,
     resolve_target,
-    display_text,
 )
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_display import display_text
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "authorized_keys"
 

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils import _keys_file
+from ansible_collections.sshkeys.ecs.plugins.module_utils import _keys_file_checks
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import (
     AuthorizedKeys,
     AuthorizedKeysError,
-    display_text,
     parse_key_line,
     validate_options,
 )
@@ -35,7 +34,9 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply
     normalise_keys,
     resolve_target,
 )
-from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file import KeysFile, read_keys_file
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_display import display_text
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file import KeysFile
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file_checks import read_keys_file
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import secret_values
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "authorized_keys"
@@ -374,7 +375,7 @@ def test_append_only_or_immutable_is_refused_before_any_write(tmp_path, monkeypa
     def flags(fd):
         return flag if os.readlink(f"/proc/self/fd/{fd}") == watched else 0
 
-    monkeypatch.setattr(_keys_file, "inode_flags", flags)
+    monkeypatch.setattr(_keys_file_checks, "inode_flags", flags)
     for check_mode in (True, False):
         with pytest.raises(AuthorizedKeysError, match=words):
             apply(target(tmp_path), normalise_keys([pub("ed25519")]), check_mode=check_mode)
