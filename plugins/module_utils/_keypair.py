@@ -42,10 +42,10 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_shape import 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_write import (
     ATTACHED_CODE,
     NOT_FOUND_CODES,
+    CloudCreate,
     Replacement,
     apply_tags,
     bind,
-    create_key_pair,
     delete_key_pair,
     import_key_pair,
 )
@@ -494,13 +494,19 @@ def _put_new(client: Any, params: Mapping[str, Any], mode: str, found: Found, de
     """CreateKeyPair (private key saved) or ImportKeyPair; notes the change."""
     name = found.name
     if mode == "cloud":
-        reply, private_text = create_key_pair(client, name, tags, group, target, after_delete=after_delete,
-                                              marker=found.marker if target is not None else None)
+        marker = found.marker if target is not None else None
+        creator = CloudCreate(client, name, tags, group, target, after_delete=after_delete, marker=marker)
+        reply, private_text = creator.run()
         plan.key_pair_id = reply.get("KeyPairId")
         plan.public_key = public_key_of_private_text(private_text)
         if params.get("return_private_key"):
             plan.private_key = private_text
         saved = f", its private key saved to {found.path}" if target is not None else ""
+        if creator.unconfirmed and marker is not None:
+            saved += (f" (after lost answers it could not be read back: the marker {marker.path} stays, and the "
+                      "next run checks the key pair against the file)")
+            plan.warnings.append(f"key pair {name} was created after lost answers and could not be read back; the "
+                                 f"marker {marker.path} stays until a run confirms it")
         plan.changes.add(f"created key pair {name}{saved}")
         return
     if desired is None:  # pragma: no cover - import and local modes always have a key here

@@ -36,7 +36,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_shape import 
     api_tags,
     same_key,
 )
-from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import PublicKey
+from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import PublicKey, SSHKeyError, public_key_from_private
 from ansible_collections.sshkeys.ecs.plugins.module_utils._private_key_file import (
     PendingMarker,
     PrivateKeyFile,
@@ -49,6 +49,8 @@ ATTACHED_CODE = "InvalidParameter.KeypairAlreadyAttachedInstance"
 AMBIGUOUS_CODES = ("ConnectionError", "Timeout", "InternalError", "MalformedResponse")
 # No answer at all: the request may still be running on the service and commit later.
 IN_FLIGHT_CODES = ("ConnectionError", "Timeout")
+# How many times a create is made again when late requests of the same run undid it.
+CONFIRM_ROUNDS = 3
 # After the last create got no answer, how long to wait before looking for what it made late.
 SETTLE_MIN_SECONDS = 2.0
 SETTLE_MAX_SECONDS = 30.0
@@ -83,6 +85,13 @@ def settle_seconds(code: str, timeout: float) -> float:
 
 # ---------------------------------------------------------------------------------------------
 # Single writes.
+
+
+def _public_key_of(private: str) -> Optional[PublicKey]:
+    try:
+        return public_key_from_private(private)
+    except (ImportError, SSHKeyError):
+        return None
 
 
 def delete_key_pair(client: Any, name: str) -> bool:
@@ -178,16 +187,47 @@ class CloudCreate:
         self.passphrase = passphrase
         self.lost: Optional[EcsApiError] = None  # the last answer of this run that was lost
         self.notes: List[str] = []
+        # True when, after lost answers, the key pair could not be read back to confirm it.
+        self.unconfirmed = False
 
     def run(self) -> Tuple[Dict[str, Any], str]:
         """(reply without the private key, private key text)."""
         if self.marker is not None:
             self.marker.write(self.name, self.client.region)
-        reply = self._send()
-        private = self._private_key_of(reply)
-        self._save(private)
-        self._forget_marker()
-        return reply, private
+        for _round in range(CONFIRM_ROUNDS):
+            reply = self._send()
+            private = self._private_key_of(reply)
+            self._save(private)
+            confirmed = self.lost is None or self._confirmed(private)
+            if confirmed is not False:
+                self.unconfirmed = confirmed is None
+                if confirmed:
+                    self._forget_marker()  # unknown: the marker stays for the next run to check
+                return reply, private
+            # A late request of this run (a delete retried after a timeout, a create that
+            # timed out) landed after the success: the saved key matches nothing. Again.
+            if self.target is not None:
+                self.target = PrivateKeyFile(self.target.path)
+        raise self._lost_error(self.lost or EcsApiError(code="Timeout", message="no answer"),
+                               f"key pair {self.name} kept changing after this run's requests timed out; "
+                               + self._marker_hint())
+
+    def _confirmed(self, private: str) -> Optional[bool]:
+        """After lost answers: once this run's late requests must have landed, does the key pair
+        still match the private key just saved? None when it cannot be read."""
+        key = _public_key_of(private)
+        self.client.wait(settle_seconds(self.lost.code if self.lost else "", self.client.timeout))
+        try:
+            item = self.client.get_key_pair(self.name)
+        except EcsApiError:
+            return None
+        if item is not None and key is not None and same_key(item, key) is True:
+            return True
+        if item is not None:
+            self._remove_orphan(self.lost or EcsApiError(code="Timeout", message="no answer"))
+        self.notes.append("a late request of this run replaced or deleted the key pair just saved; it was "
+                          "created again")
+        return False
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -349,15 +389,6 @@ class CloudCreate:
                     + self._marker_hint())
         self._forget_marker()
         return "the key pair was deleted again" if deleted else "the key pair is gone"
-
-
-def create_key_pair(client: Any, name: str, tags: Optional[Mapping[str, str]], group: Optional[str],
-                    target: Optional[PrivateKeyFile], after_delete: bool = False,
-                    marker: Optional[PendingMarker] = None,
-                    passphrase: Optional[str] = None) -> Tuple[Dict[str, Any], str]:
-    """CreateKeyPair with the private key saved (see CloudCreate): (reply, private key text)."""
-    return CloudCreate(client, name, tags, group, target, after_delete=after_delete, marker=marker,
-                       passphrase=passphrase).run()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -159,6 +159,14 @@ def _create_then_resend(client, params):
     client.actions.append("CreateKeyPair")
 
 
+def _late_delete(client, params):
+    """The clean-up delete timed out and the client's retry found nothing; the first try is still
+    on its way and lands after the next call (the successful create)."""
+    def land():
+        client.store.pop("deploy", None)
+    client.late.append(land)
+
+
 LOST_CREATES = {
     # id: (failures, ecs_retries, converges in the first run, words in a failure)
     "slow commit after the only try": ([("CreateKeyPair", _timeout(), "late")], 0, False,
@@ -168,6 +176,9 @@ LOST_CREATES = {
     "two slow commits in a row": ([("CreateKeyPair", _timeout(), "late")] * 2, 3, True, []),
     "503 after the commit, retried by the client": (
         [("CreateKeyPair", err("KeyPair.AlreadyExist", 400), _create_then_resend)], 2, True, []),
+    "a clean-up delete lands after the success": (
+        [("CreateKeyPair", _timeout(), "before"), ("DeleteKeyPairs", err("InvalidKeyPair.NotFound", 404), _late_delete)],
+        2, True, []),
     "500 after the commit on every try": ([("CreateKeyPair", err("InternalError", 500), "after")] * 3, 2, False,
                                           ["was lost", "running the task again is safe"]),
 }
@@ -290,8 +301,14 @@ def test_a_failed_read_back_after_the_create_still_names_the_change(fake_ecs, ru
     fake_ecs.failures.append(("CreateKeyPair", lost, reads_fail_from_now_on))
     result, _out = run_module(ecs_keypair.main, {"name": "deploy", "private_key_path": str(path)})
     assert result["failed"] and result["changed"] is True and "reading key pair deploy back failed" in result["msg"]
-    assert result["changes"] == [f"created key pair deploy, its private key saved to {path}"]
+    assert len(result["changes"]) == 1
+    assert result["changes"][0].startswith(f"created key pair deploy, its private key saved to {path}")
+    # It could not be confirmed after the lost answer: the marker stays, named, for the next run.
+    assert ".k.pem.pending" in result["changes"][0] and (tmp_path / ".k.pem.pending").exists()
     assert public_key_from_private(path.read_text()).identity() == fake_ecs.store["deploy"]["PublicKey"]
+    fake_ecs.failures.clear()
+    again, _out = run_module(ecs_keypair.main, {"name": "deploy", "private_key_path": str(path)})
+    assert again["changed"] is False and again["action"] == "unchanged" and os.listdir(tmp_path) == ["k.pem"]
 
 
 def test_a_clear_refusal_leaves_no_marker(fake_ecs, run_module, tmp_path):
