@@ -180,8 +180,9 @@ notes:
     log in with it) and the task fails without showing the key. If the API reply itself is lost (a timeout, a
     dropped connection, a server error), a key pair the reply may have created is deleted at once and creation is
     tried again; after the last try, a request that timed out may still commit late, so the module looks again
-    after a pause and deletes what appeared. A key pair that matches the private key already in
-    O(private_key_path) is another run's success and is never deleted.
+    after a pause and deletes what appeared. A run that had a lost answer reads the key pair again once its own
+    late requests must have landed, and creates it again if one of them undid it. A key pair that matches the
+    private key already in O(private_key_path) is another run's success and is never deleted.
   - A failure after the task changed something (detached instances, deleted a key pair, set or removed tags) reports
     C(changed=true) and lists the changes in RV(changes); a failure that changed nothing reports C(changed=false).
   - Key pairs apply to Linux instances only. Attaching, detaching and replacing take effect when an instance restarts.
