@@ -44,7 +44,7 @@ TOP_KEYS = ("version", "regions", "authorized_keys")
 REGION_KEYS = ("key_pairs", "prune", "ignore", "reboot")
 KEY_PAIR_KEYS = ("name", "public_key", "public_key_file", "tags", "instances")
 ENTRY_KEYS = ("hosts", "users")
-USER_KEYS = ("name", "path", "exclusive", "keys", "remove")
+USER_KEYS = ("name", "path", "exclusive", "allow_empty", "keys", "remove")
 KEY_ITEM_KEYS = ("key", "options", "comment")
 # Matched against the whole value (fullmatch): with re.match, '$' also matches before a final
 # newline, so 'i-abc\n' would pass.
@@ -406,7 +406,12 @@ def _users(check: _Checker, value: Any, entry_where: str) -> List[Dict[str, Any]
             check.add(f"{here}.remove", "must be a list of public keys")
         if exclusive and remove:
             check.add(here, "remove is pointless with exclusive: true (every key not in keys is removed)")
-        out.append({"name": name, "path": path, "exclusive": exclusive, "keys": keys, "remove": remove})
+        allow_empty = check.boolean(user.get("allow_empty"), f"{here}.allow_empty", False)
+        if exclusive and not allow_empty and not user.get("keys"):
+            check.add(here, "exclusive: true with no keys would remove every key from the file; set "
+                            "allow_empty: true if that is meant")
+        out.append({"name": name, "path": path, "exclusive": exclusive, "allow_empty": allow_empty, "keys": keys,
+                    "remove": remove})
     return out
 
 
@@ -579,11 +584,13 @@ def host_users(entries: Sequence[Mapping[str, Any]], entry_hosts: Sequence[Seque
                 if merged is None:
                     users[(user["name"], user["path"] or "")] = {
                         "name": user["name"], "path": user["path"], "exclusive": user["exclusive"],
+                        "allow_empty": user["allow_empty"],
                         "add": [_role_key(k) for k in user["keys"]], "remove": list(user["remove"]),
                         "_seen": {(k["identity"], k.get("options")) for k in user["keys"]},
                     }
                     continue
                 merged["exclusive"] = merged["exclusive"] or user["exclusive"]
+                merged["allow_empty"] = merged["allow_empty"] or user["allow_empty"]
                 for key in user["keys"]:
                     ident = (key["identity"], key.get("options"))
                     if ident not in merged["_seen"]:

@@ -94,7 +94,8 @@ def test_valid_state_is_normalised():
     assert cn["key_pairs"][1]["tags"] is None and cn["key_pairs"][1]["instances"] is None
     users = state["authorized_keys"][0]["users"]
     assert users[0]["keys"][1] == {"key": K2, "identity": IDENT[K2], "fingerprint": FP[K2], "options": "no-pty"}
-    assert users[1] == {"name": "root", "path": None, "exclusive": False, "keys": [], "remove": [IDENT[K3]]}
+    assert users[1] == {"name": "root", "path": None, "exclusive": False, "allow_empty": False, "keys": [],
+                        "remove": [IDENT[K3]]}
 
 
 @pytest.mark.parametrize("doc, expected", [
@@ -130,6 +131,12 @@ def test_valid_state_is_normalised():
      "remove is pointless with exclusive: true"),
     ({"version": 1, "authorized_keys": [{"hosts": "all", "users": [{"name": "root", "keys": [K1], "remove": [K1]}]}]},
      "is also in keys"),
+    ({"version": 1, "authorized_keys": [{"hosts": "all", "users": [{"name": "root", "exclusive": True}]}]},
+     "exclusive: true with no keys would remove every key from the file; set allow_empty: true"),
+    ({"version": 1, "authorized_keys": [{"hosts": "all", "users": [{"name": "root", "exclusive": True, "keys": []}]}]},
+     "set allow_empty: true if that is meant"),
+    ({"version": 1, "authorized_keys": [{"hosts": "all", "users": [{"name": "root", "allow_empty": "yes"}]}]},
+     "allow_empty: must be true or false"),
 ])
 def test_each_problem_is_named(doc, expected):
     found = problems(doc)
@@ -303,11 +310,20 @@ def test_host_users_merge():
     out = host_users(state, [["h1", "h2"], ["h2"], []])
     assert out["problems"] == []
     assert out["warnings"] == ["authorized_keys[2]: hosts 'nothing' matches no host of the inventory"]
-    assert out["hosts"]["h1"] == [{"name": "ecs-user", "exclusive": False, "add": [K1], "remove": []},
-                                  {"name": "root", "exclusive": False, "add": [], "remove": [IDENT[K3]]}]
+    assert out["hosts"]["h1"] == [{"name": "ecs-user", "exclusive": False, "allow_empty": False, "add": [K1],
+                                   "remove": []},
+                                  {"name": "root", "exclusive": False, "allow_empty": False, "add": [],
+                                   "remove": [IDENT[K3]]}]
     # h2: the union of keys, exclusive because one entry says so (remove then has no use).
-    assert out["hosts"]["h2"][0] == {"name": "ecs-user", "exclusive": True, "add": [K1, {"key": K2, "comment": "c"}],
-                                     "remove": []}
+    assert out["hosts"]["h2"][0] == {"name": "ecs-user", "exclusive": True, "allow_empty": False,
+                                     "add": [K1, {"key": K2, "comment": "c"}], "remove": []}
+
+
+def test_an_exclusive_user_with_no_keys_is_passed_on_only_when_allowed():
+    state = entries({"hosts": "web", "users": [{"name": "leaver", "exclusive": True, "allow_empty": True}]})
+    out = host_users(state, [["h1"]])
+    assert out["hosts"]["h1"] == [{"name": "leaver", "exclusive": True, "allow_empty": True, "add": [],
+                                   "remove": []}]
 
 
 def test_host_users_contradiction_and_path():
