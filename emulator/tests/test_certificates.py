@@ -43,12 +43,12 @@ class Cert:
 
 
 def keygen(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["ssh-keygen", *args], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    return subprocess.run(["ssh-keygen", *args], capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
 
 
 def make_key(directory: Path, name: str, key_type: str) -> Path:
     """A key pair made by ssh-keygen; skips the test when this ssh-keygen cannot make that type."""
-    kind, _, bits = key_type.partition(":")
+    kind, _sep, bits = key_type.partition(":")
     path = directory / name
     made = keygen("-q", "-t", kind, *(["-b", bits] if bits else []), "-N", "", "-C", f"{name}@test", "-f", str(path))
     if made.returncode != 0:

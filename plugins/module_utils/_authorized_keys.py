@@ -61,12 +61,12 @@ VALUED_OPTIONS = frozenset(
     ("command", "environment", "expiry-time", "from", "permitlisten", "permitopen", "principals", "tunnel")
 )
 
-_KEY_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._+]*-[A-Za-z0-9@._+-]*$")  # every key type has a dash
+_KEY_TYPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._+]*-[A-Za-z0-9@._+-]*")  # every key type has a dash
 # The usual line: type, one space, base64, and a comment after one space (or none). A comment
 # that starts with a space or tab, or a line with anything else, takes the general path.
 _COMMON_LINE = re.compile(r"([A-Za-z0-9][A-Za-z0-9@._+]*-[A-Za-z0-9@._+-]*) ([A-Za-z0-9+/]+={0,2})"
                           r"(?: ([^ \t\r][^\r]*?))?")
-_BASE64_RE = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
+_BASE64_RE = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 _WHITESPACE = " \t"
 _FIELDS_RE = re.compile(r"[ \t]+")
 # Characters a line given by a user must not hold: sshd stops at a NUL, and escape sequences
@@ -142,7 +142,7 @@ def _check_key_data(key_type: str, key_base64: str, checked: bool = False) -> Tu
     encoding) are looked at: comparing keys needs no more, and a file of many thousands of lines
     is read at the speed of a regular expression. ``checked`` says the alphabet was matched.
     """
-    if not checked and not _BASE64_RE.match(key_base64):
+    if not checked and not _BASE64_RE.fullmatch(key_base64):
         return None, "the key data is not base64"
     if len(key_base64) % 4:
         return None, "the key data is not valid base64"
@@ -314,7 +314,7 @@ def _parse_body(body: str) -> dict:
 def _split_key_fields(text: str) -> Optional[Tuple[str, str, Optional[str]]]:
     """'type base64 [comment]' -> parts, or None when the first two words do not fit."""
     words = _FIELDS_RE.split(text, 2)
-    if len(words) < 2 or not _KEY_TYPE_RE.match(words[0]):
+    if len(words) < 2 or not _KEY_TYPE_RE.fullmatch(words[0]):
         return None
     comment = words[2] if len(words) > 2 else None
     return words[0], words[1], comment if comment else None

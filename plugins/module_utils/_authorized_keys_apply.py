@@ -95,9 +95,10 @@ def _comment(value: Any, where: str) -> Optional[str]:
 
 
 def _entry_from_dict(item: Dict[str, Any], where: str) -> Entry:
-    unknown = sorted(set(item) - ENTRY_FIELDS)
+    unknown = sorted(set(item) - ENTRY_FIELDS, key=str)
     if unknown:
-        raise KeysInputError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(ENTRY_FIELDS))}")
+        raise KeysInputError(f"{where}: unknown field(s) {', '.join(quote_input(name) for name in unknown)}; "
+                             f"known: {', '.join(sorted(ENTRY_FIELDS))}")
     if "key" not in item:
         raise KeysInputError(f"{where}: 'key' is required")
     line = _parse(item["key"], where)

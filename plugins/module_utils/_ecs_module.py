@@ -23,7 +23,6 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._masking import Maskin
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import (
     looks_like_private_key,
     quote_input,
-    secret_values,
 )
 from ansible_collections.sshkeys.ecs.plugins.module_utils._regular_file import UnsafeFileError, read_regular
 
@@ -155,42 +154,6 @@ def check_sent_values(credentials: Credentials, region: str) -> None:
                                   "YAML block scalar or a file?)")
 
 
-WITHHELD_KEY = "(withheld: private key material)"
-
-
-def withhold_secret_keys(value: Any) -> int:
-    """Rename, in place, every mapping key inside value that holds private key material.
-
-    Ansible masks the values of no_log_values wherever they show, but never the keys of a
-    mapping: a private key pasted as a tag key would be echoed in the task's invocation. Returns
-    how many keys were withheld (the module then fails: such a tag cannot be meant).
-    """
-    count = 0
-    if isinstance(value, dict):
-        for key in list(value):
-            item = value[key]
-            count += withhold_secret_keys(item)
-            if isinstance(key, str) and secret_values(key):
-                del value[key]
-                count += 1
-                value[f"{WITHHELD_KEY} {count}"] = item
-    elif isinstance(value, list):
-        for item in value:
-            count += withhold_secret_keys(item)
-    return count
-
-
-class _EcsAnsibleModule(MaskingAnsibleModule):
-    """MaskingAnsibleModule that also withholds key material given as a mapping key (a tag key)."""
-
-    withheld_keys = 0
-
-    def _load_params(self) -> None:
-        super()._load_params()
-        if isinstance(self.params, dict):
-            self.withheld_keys = withhold_secret_keys(self.params)
-
-
 class EcsModule:
     """AnsibleModule plus the common options, the client, and the one way to fail."""
 
@@ -200,10 +163,8 @@ class EcsModule:
         spec.update(argument_spec or {})
         # Masks every option value that holds private key material from the moment the arguments
         # are loaded: Ansible's own checks (choices, types) may quote a value in their errors.
-        self.module = _EcsAnsibleModule(argument_spec=spec, **kwargs)
-        if self.module.withheld_keys:
-            self.fail("a mapping key of the options (a tag key?) holds private key material; it is not shown, and "
-                      "nothing was sent")
+        self.module = MaskingAnsibleModule(argument_spec=spec, **kwargs)
+        self.module.fail_on_withheld_keys()
         self.params = self.module.params
         self.check_mode = self.module.check_mode
         self._client_factory = client_factory or EcsClient

@@ -33,7 +33,6 @@ _WHITESPACE = " \t"
 WITHHELD = "# (line withheld: it may hold private key material)"
 
 
-
 def printable(text: str) -> str:
     """text for output: control characters and bytes that were not UTF-8 as ``\\xNN`` escapes,
     so that a file cannot put escape sequences on a terminal or break the JSON of a result."""

@@ -52,7 +52,6 @@ ContextHook = Callable[[str, str, bool], None]
 from ansible's helpers; ``None`` where SELinux does not matter."""
 
 
-
 class KeysFile:
     """The keys file opened for a locked read-modify-write.
 
@@ -170,7 +169,7 @@ class KeysFile:
         for _attempt in range(3):
             try:
                 fd = open_nofollow(self.lock_name, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_NONBLOCK,
-                                    self.dir_fd, 0o600)
+                                   self.dir_fd, 0o600)
             except FileExistsError:
                 fd = open_at(self.dir_fd, self.lock_name, where, follow=False)
                 if fd is None:

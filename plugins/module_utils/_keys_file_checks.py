@@ -32,6 +32,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._regular_file import k
 # What sshd's StrictModes refuses: a file or directory others may write to.
 UNSAFE_BITS = 0o022
 
+
 @dataclass
 class FileState:
     """What is known about the keys file (and its directory) when it was read."""

@@ -279,6 +279,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._rotate import (
 
 def main() -> None:
     module = MaskingAnsibleModule(argument_spec=module_argument_spec(), supports_check_mode=True)
+    module.fail_on_withheld_keys()
     try:
         result = run_step(module.params, check_mode=module.check_mode, context_hook=selinux_hook(module))
     except (RotateError, AuthorizedKeysError) as exc:

@@ -270,6 +270,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
+    module.fail_on_withheld_keys()
     params = module.params
     try:
         entries = normalise_keys(params["keys"])

@@ -191,6 +191,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
+    module.fail_on_withheld_keys()
     try:
         target = resolve_target(module.params["user"], module.params["path"])
         result = inspect(target, follow=module.params["follow"])

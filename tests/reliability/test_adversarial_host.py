@@ -19,7 +19,6 @@ ways where this machine lets the suite switch it (root on the host; the setting 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shlex
 import subprocess
@@ -166,7 +165,7 @@ def box(ssh_hosts, keys) -> Iterator[Box]:
     found.sh("python3 -c \"import syslog; syslog.syslog('listener-ready')\"")
     time.sleep(0.2)
     assert "listener-ready" in found.syslog(), "the syslog listener in the container does not record"
-    bob_ssh = f"/home/bob/.ssh"
+    bob_ssh = "/home/bob/.ssh"
     found.sh(f"install -d -m 0700 -o bob -g bob {bob_ssh}")
     found.put(f"{bob_ssh}/authorized_keys", f"{bob.public}\n".encode(), owner="bob")
     yield found
@@ -255,8 +254,7 @@ def test_tilde_writes_the_managed_users_file(ansible, box, alice_file, sections,
     ("/home/alice/.ssh/auth\u0000orized_keys", "NUL"),
 ])
 @pytest.mark.parametrize("module", ["authorized_keys", "authorized_keys_info", "authorized_key_rotate"])
-def test_paths_that_cannot_be_resolved_safely(ansible, box, alice_file, sections, request, tmp_path, path, words,
-                                             module):
+def test_paths_that_cannot_be_resolved_safely(ansible, box, alice_file, sections, request, path, words, module):
     args: Dict[str, Any] = {"user": "alice", "path": path}
     if module == "authorized_keys":
         args["keys"] = [box.bob.public]

@@ -166,7 +166,7 @@ def test_string_item_with_several_lines():
         (["ssh-ed25519 AAAA"], "keys[0]"),
         ([pub("ed25519"), "nonsense"], "keys[1]"),
         ([{"options": "restrict"}], "'key' is required"),
-        ([{"key": pub("ed25519"), "colour": "red"}], "unknown field(s) colour"),
+        ([{"key": pub("ed25519"), "colour": "red"}], "unknown field(s) 'colour'"),
         ([{"key": pub("ed25519"), "state": "gone"}], "state must be present or absent"),
         ([{"key": pub("ed25519"), "options": "no-such-option"}], "unknown option"),
         ([{"key": pub("ed25519"), "comment": "a\nb"}], "one line"),

@@ -253,3 +253,14 @@ def test_a_file_that_is_not_utf8_works_with_diff_every_time(run, keyfile):
     assert keyfile.read_bytes() == b"# \xff\xfe not utf-8\n" + pub("ed25519").encode() + b"\n"
     info = run(authorized_keys_info.main, {"path": str(keyfile)})
     assert not info.get("failed") and info["public_keys"][0]["type"] == pub("ed25519").split()[0]
+
+
+def test_a_private_key_as_a_field_name_is_withheld(run_module, keyfile, tmp_path):
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "id")], check=True)
+    private = (tmp_path / "id").read_text()
+    result, out = run_module(authorized_keys.main, {"user": ME, "path": str(keyfile),
+                                                    "keys": [{"key": pub("ed25519"), private: "x"}]},
+                             credentials=False)
+    assert result["failed"] and "mapping key" in result["msg"]
+    for line in private.splitlines()[1:-1]:
+        assert line not in out
