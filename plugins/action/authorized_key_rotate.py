@@ -12,7 +12,8 @@ from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import AuthorizedKeysError
-from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import SSHKeyError, public_key_from_private
+from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import SSHKeyError
+from ansible_collections.sshkeys.ecs.plugins.module_utils._private_keys import public_key_from_private
 from ansible_collections.sshkeys.ecs.plugins.module_utils._rotate import (
     INTERNAL_OPTIONS,
     RotateError,

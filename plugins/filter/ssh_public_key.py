@@ -60,7 +60,8 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import SSHKeyError, public_key_from_private
+from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import SSHKeyError
+from ansible_collections.sshkeys.ecs.plugins.module_utils._private_keys import public_key_from_private
 
 # Vaulted values arrive as these types; str() gives the decrypted text.
 _VAULT_TYPES = ('AnsibleVaultEncryptedUnicode', 'EncryptedString')

@@ -14,7 +14,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._bind import first_err
 from ansible_collections.sshkeys.ecs.plugins.module_utils._changes import PartialChangeError, join_ids
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair import KeypairError, validate_name
-from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import quote_input
+from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import quote_input
 
 # ECS instance ids: "i-" and lower-case letters and digits (20 on current instances, fewer on
 # old ones). Anything else cannot name an instance, so it is refused before any call. Matched

@@ -23,13 +23,12 @@ import struct
 from dataclasses import dataclass, field, replace
 from typing import List, Optional, Tuple
 
+from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import looks_like_private_key, quote_input
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import (
     MAX_LINE_LENGTH,
     PublicKey,
     SSHKeyError,
-    looks_like_private_key,
     public_key_from_blob,
-    quote_input,
 )
 
 __all__ = [

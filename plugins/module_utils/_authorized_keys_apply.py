@@ -35,7 +35,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file_checks impo
     preflight_write,
     read_keys_file,
 )
-from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import quote_input
+from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import quote_input
 
 ENTRY_FIELDS = frozenset(("key", "options", "comment", "state", "replaces"))
 # A user name as useradd and sshd take it: no slash, colon, whitespace or control character.

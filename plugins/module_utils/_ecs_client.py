@@ -22,7 +22,7 @@ from urllib.parse import quote, urlsplit
 
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Tuple
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import quote_input
+from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import quote_input
 
 API_VERSION = "2014-05-26"
 USER_AGENT = "sshkeys.ecs/0.1.0"

@@ -20,10 +20,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import (
     EcsClient,
 )
 from ansible_collections.sshkeys.ecs.plugins.module_utils._masking import MaskingAnsibleModule
-from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import (
-    looks_like_private_key,
-    quote_input,
-)
+from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import looks_like_private_key, quote_input
 from ansible_collections.sshkeys.ecs.plugins.module_utils._regular_file import UnsafeFileError, read_regular
 
 # Environment names, most specific first: the Alibaba Cloud SDK and CLI names, then the ones of

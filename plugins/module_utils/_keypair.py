@@ -30,7 +30,6 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_shape import 
     diff_view,
     instance_ids,
     instance_summary,
-    missing_cryptography,
     same_key,
     tag_changes,
     validate_fingerprint,
@@ -49,12 +48,8 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_write import 
     delete_key_pair,
     import_key_pair,
 )
-from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import (
-    PublicKey,
-    SSHKeyError,
-    looks_like_private_key,
-    parse_public_key,
-)
+from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import looks_like_private_key
+from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import PublicKey, SSHKeyError, parse_public_key
 from ansible_collections.sshkeys.ecs.plugins.module_utils._private_key_file import (
     KeyFileLock,
     NoLock,
@@ -63,21 +58,25 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._private_key_file impo
     check_private_key_target,
     public_key_of_file,
 )
+from ansible_collections.sshkeys.ecs.plugins.module_utils._private_keys import (
+    check_key_size,
+    generate_private_key,
+    public_key_from_private,
+)
 from ansible_collections.sshkeys.ecs.plugins.module_utils._regular_file import UnsafeFileError, read_regular
 
 # Public key types the ECS import accepts: the published list (the v00 certificates are left
-# out because OpenSSH dropped them) plus ssh-ed25519, which the published list omits but which
-# is what most people use today; a service that refuses it says so with its own error code.
+# out because OpenSSH dropped them) plus ssh-ed25519 and its certificate, which the published
+# list omits but which is what most people use today; a service that refuses it says so with its
+# own error code.
 ACCEPTED_KEY_TYPES = (
     "ssh-rsa", "ssh-dss",
     "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
     "ssh-rsa-cert-v01@openssh.com", "ssh-dss-cert-v01@openssh.com",
     "ecdsa-sha2-nistp256-cert-v01@openssh.com", "ecdsa-sha2-nistp384-cert-v01@openssh.com",
     "ecdsa-sha2-nistp521-cert-v01@openssh.com",
-    "ssh-ed25519",
+    "ssh-ed25519", "ssh-ed25519-cert-v01@openssh.com",
 )
-RSA_DEFAULT_BITS = 3072
-ECDSA_CURVES = {256: "SECP256R1", 384: "SECP384R1", 521: "SECP521R1"}
 MAX_PUBLIC_KEY_FILE = 64 * 1024
 
 
@@ -129,53 +128,27 @@ def public_key_of_private_file(path: str, passphrase: Optional[str]) -> PublicKe
 
 
 def public_key_of_private_text(data: str) -> Optional[PublicKey]:
-    from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import public_key_from_private
     try:
         return public_key_from_private(data)
     except (ImportError, SSHKeyError):
         return None
 
 
-def generate_private_key(key_type: str, key_size: Optional[int], passphrase: Optional[str],
-                         comment: str) -> Tuple[bytes, PublicKey]:
+def generate_key(key_type: str, key_size: Optional[int], passphrase: Optional[str],
+                 comment: str) -> Tuple[bytes, PublicKey]:
     """(OpenSSH private key file bytes, public key) of a new key made here."""
     try:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-    except ImportError:
-        raise KeypairError(missing_cryptography()) from None
-    if key_type == "rsa":
-        key: Any = rsa.generate_private_key(public_exponent=65537, key_size=key_size or RSA_DEFAULT_BITS)
-    elif key_type == "ecdsa":
-        key = ec.generate_private_key(getattr(ec, ECDSA_CURVES[key_size or 256])())
-    else:
-        key = ed25519.Ed25519PrivateKey.generate()
-    encryption: Any = serialization.NoEncryption()
-    if passphrase:
-        encryption = serialization.BestAvailableEncryption(passphrase.encode("utf-8"))
+        private, public = generate_private_key(key_type, key_size, passphrase, comment)
+    except SSHKeyError as exc:
+        raise KeypairError(str(exc)) from None
+    return private.encode("ascii"), public
+
+
+def check_generation(key_type: str, key_size: Optional[int]) -> None:
     try:
-        private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, encryption)
-    except Exception as exc:  # cryptography raises UnsupportedAlgorithm without the bcrypt package
-        if not passphrase or type(exc).__name__ != "UnsupportedAlgorithm":
-            raise
-        if key_type == "ed25519":
-            raise KeypairError("an ed25519 key with a passphrase needs the Python package 'bcrypt' next to "
-                               "'cryptography' (OpenSSH's own format); use key_type rsa or ecdsa, or install bcrypt") from None
-        # Encrypted PKCS#8 PEM: OpenSSH reads it for RSA and ECDSA keys, no bcrypt needed.
-        private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    return private, parse_public_key(public.decode("ascii") + (" " + comment if comment else ""))
-
-
-def check_key_size(key_type: str, key_size: Optional[int]) -> None:
-    if key_size is None:
-        return
-    if key_type == "rsa" and not 2048 <= key_size <= 16384:
-        raise KeypairError("key_size for rsa must be between 2048 and 16384")
-    if key_type == "ecdsa" and key_size not in ECDSA_CURVES:
-        raise KeypairError("key_size for ecdsa must be 256, 384 or 521")
-    if key_type == "ed25519":
-        raise KeypairError("key_size does not apply to ed25519 keys")
+        check_key_size(key_type, key_size)
+    except SSHKeyError as exc:
+        raise KeypairError(str(exc)) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,7 +200,7 @@ def check_options(params: Mapping[str, Any]) -> str:
             raise KeypairError("generate=local needs private_key_path: the private key is written there and nowhere else")
         if params.get("return_private_key"):
             raise KeypairError("return_private_key applies to generate=cloud; with generate=local the key is in private_key_path")
-        check_key_size(params.get("key_type") or "rsa", params.get("key_size"))
+        check_generation(params.get("key_type") or "rsa", params.get("key_size"))
     if mode == "cloud" and not params.get("private_key_path") and not params.get("return_private_key"):
         raise KeypairError("CreateKeyPair returns the private key once and never again: set private_key_path "
                            "(or return_private_key=true to get it in the result)")
@@ -457,8 +430,8 @@ def _make_key_pair(client: Any, params: Mapping[str, Any], mode: str, found: Fou
         if mode == "local" and desired is None:
             # The private key goes to disk before the public key goes to the cloud: if the import
             # fails, the next run finds the file and imports the same key.
-            private, desired = generate_private_key(params.get("key_type") or "rsa", params.get("key_size"),
-                                                    params.get("passphrase"), found.name)
+            private, desired = generate_key(params.get("key_type") or "rsa", params.get("key_size"),
+                                            params.get("passphrase"), found.name)
             if target is None:  # pragma: no cover - check_options requires private_key_path
                 raise KeypairError("generate=local needs private_key_path")
             target.commit(private)

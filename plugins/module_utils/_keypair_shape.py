@@ -16,13 +16,8 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import (
-    PublicKey,
-    SSHKeyError,
-    looks_like_private_key,
-    parse_public_key,
-    quote_input,
-)
+from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import looks_like_private_key, quote_input
+from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import PublicKey, SSHKeyError, parse_public_key
 
 # 2 to 128 characters, a letter first; letters, digits, '.', ':', '_', '-'. ASCII letters only
 # for now (the service also takes other Unicode letters).
@@ -142,11 +137,6 @@ def validate_tags(tags: Optional[Mapping[str, Any]]) -> Optional[Dict[str, str]]
             raise KeypairError(f"tag value of {quote_input(key)} is longer than 128 characters")
         clean[key] = text
     return clean
-
-
-def missing_cryptography() -> str:
-    return ("the Python package 'cryptography' is needed to generate or read private keys; install it "
-            "for the Python that runs this module (the controller, with hosts: localhost)")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -36,7 +36,8 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_shape import 
     api_tags,
     same_key,
 )
-from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import PublicKey, SSHKeyError, public_key_from_private
+from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import PublicKey, SSHKeyError
+from ansible_collections.sshkeys.ecs.plugins.module_utils._private_keys import public_key_from_private
 from ansible_collections.sshkeys.ecs.plugins.module_utils._private_key_file import (
     PendingMarker,
     PrivateKeyFile,

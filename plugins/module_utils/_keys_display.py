@@ -17,7 +17,7 @@ import re
 from typing import List, NamedTuple, Optional
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import AuthorizedKeys, KeyLine
-from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import (
+from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import (
     looks_like_private_key,
     may_hold_key_material,
     redact_key_material,

@@ -19,7 +19,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import secret_values
+from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import secret_values
 
 
 WITHHELD_KEY = "(withheld: private key material)"

@@ -32,8 +32,9 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, Optional
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_shape import KeypairError, missing_cryptography
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_shape import KeypairError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import PublicKey, SSHKeyError
+from ansible_collections.sshkeys.ecs.plugins.module_utils._private_keys import MISSING_CRYPTOGRAPHY, public_key_from_private
 from ansible_collections.sshkeys.ecs.plugins.module_utils._regular_file import (
     UnsafeFileError,
     kind_of,
@@ -130,12 +131,11 @@ def read_private_key_file(path: str) -> bytes:
 
 def public_key_of_file(path: str, passphrase: Optional[str]) -> PublicKey:
     """The public key of the private key in path (checked as read_private_key_file does)."""
-    from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import public_key_from_private
     data = read_private_key_file(path)
     try:
         return public_key_from_private(data, passphrase)
     except ImportError:
-        raise KeyFileError(missing_cryptography()) from None
+        raise KeyFileError(MISSING_CRYPTOGRAPHY) from None
     except SSHKeyError as exc:
         raise KeyFileError(f"private_key_path {path} does not hold a usable private key: {exc}") from None
 

@@ -31,12 +31,8 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair import (
     validate_tags,
 )
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_shape import whitespace_problem
-from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import (
-    SSHKeyError,
-    looks_like_private_key,
-    parse_public_key,
-    quote_input,
-)
+from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import looks_like_private_key, quote_input
+from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import SSHKeyError, parse_public_key
 from ansible_collections.sshkeys.ecs.plugins.module_utils._regular_file import UnsafeFileError, read_regular
 
 SCHEMA_VERSION = 1

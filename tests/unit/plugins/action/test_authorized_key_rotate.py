@@ -15,7 +15,7 @@ import pytest
 from ansible.errors import AnsibleConnectionFailure
 
 from ansible_collections.sshkeys.ecs.plugins.action.authorized_key_rotate import ActionModule
-from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import generate_private_key
+from ansible_collections.sshkeys.ecs.plugins.module_utils._private_keys import generate_private_key
 from ansible_collections.sshkeys.ecs.plugins.module_utils._rotate import RotateError, run_step
 from ansible_collections.sshkeys.ecs.plugins.plugin_utils._login_proof import Outcome, command_line
 

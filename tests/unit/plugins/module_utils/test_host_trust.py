@@ -37,7 +37,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_display import display_text
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file import KeysFile
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file_checks import read_keys_file
-from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import secret_values
+from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import secret_values
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "authorized_keys"
 ME = pwd.getpwuid(os.getuid())

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import looks_like_private_key
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import (
     MAX_LINE_LENGTH,
     PublicKey,
     SSHKeyError,
     fingerprint_blob,
-    looks_like_private_key,
     parse_public_key,
     public_key_from_blob,
 )

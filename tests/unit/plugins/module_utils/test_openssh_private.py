@@ -13,10 +13,9 @@ import subprocess
 
 import pytest
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import (
-    SSHKeyError,
+from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import SSHKeyError, parse_public_key
+from ansible_collections.sshkeys.ecs.plugins.module_utils._private_keys import (
     generate_private_key,
-    parse_public_key,
     public_key_from_private,
 )
 
@@ -245,7 +244,7 @@ def test_private_messages_never_contain_key_text(encrypted_keys, plain_keys):
 
 @needs_ssh_keygen
 @pytest.mark.parametrize('key_type,bits,expected_bits,private_format', [
-    ('rsa', 2048, 2048, 'openssh'), ('rsa', 2048, 2048, 'pkcs8'), ('rsa', 1024, 1024, 'pem'),
+    ('rsa', 2048, 2048, 'openssh'), ('rsa', 2048, 2048, 'pkcs8'), ('rsa', 3072, 3072, 'pem'),
     ('ecdsa', 384, 384, 'openssh'), ('ecdsa', None, 256, 'pkcs8'), ('ecdsa', 521, 521, 'pem'),
     ('ed25519', None, 256, 'openssh'),
 ])
@@ -274,9 +273,11 @@ def test_generated_encrypted_key(tmp_path):
 
 def test_generate_refuses_bad_requests():
     for args, message in [
-        (('rsa', 512), 'between'),
+        (('rsa', 512), 'between 2048 and 16384'),
+        (('rsa', 1024), 'between 2048 and 16384'),
         (('ecdsa', 300), '256, 384 or 521'),
-        (('ed25519', 2048), 'fixed size'),
+        (('ed25519', 2048), 'does not apply'),
+        (('ed25519', 256), 'does not apply'),
         (('dsa', 1024), 'cannot generate'),
     ]:
         with pytest.raises(SSHKeyError, match=message):
@@ -299,7 +300,7 @@ def test_without_cryptography_clear_errors_and_stdlib_paths(monkeypatch, plain_k
     for path, passphrase in [(plain_keys['pem-rsa2048'], None), (FIXTURES / 'putty-v2-rsa-encrypted.ppk', FIXTURE_PASSPHRASE)]:
         with pytest.raises(SSHKeyError, match='needs the Python package cryptography'):
             public_key_from_private(path.read_text(), passphrase)
-    with pytest.raises(SSHKeyError, match='needs the Python package cryptography'):
+    with pytest.raises(SSHKeyError, match="the Python package 'cryptography' is needed"):
         generate_private_key('ed25519')
 
 

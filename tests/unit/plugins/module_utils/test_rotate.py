@@ -12,7 +12,7 @@ import pytest
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import AuthorizedKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply import Target
-from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import generate_private_key
+from ansible_collections.sshkeys.ecs.plugins.module_utils._private_keys import generate_private_key
 from ansible_collections.sshkeys.ecs.plugins.module_utils._rotate import (
     RotateError,
     check_distinct,

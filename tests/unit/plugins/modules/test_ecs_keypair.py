@@ -13,7 +13,8 @@ import pytest
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils import _keypair, _keypair_write
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError
-from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import parse_public_key, public_key_from_private
+from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import parse_public_key
+from ansible_collections.sshkeys.ecs.plugins.module_utils._private_keys import public_key_from_private
 from ansible_collections.sshkeys.ecs.plugins.modules import ecs_keypair
 
 MUTATIONS = {"CreateKeyPair", "ImportKeyPair", "DeleteKeyPairs", "TagResources", "UntagResources",
