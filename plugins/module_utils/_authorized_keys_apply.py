@@ -12,9 +12,6 @@ second read matters: another run may have written in between, and its keys must 
 
 from __future__ import annotations
 
-import os
-import pwd
-import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -27,19 +24,18 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys impor
     validate_options,
     with_fields,
 )
-from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_display import display_lines, display_text, shown
-from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file import ContextHook, KeysFile
+from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import quote_input
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_display import display_text
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file import KeysFile
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file_checks import (
-    FileState,
+    ContextHook,
     check_home_chain,
     preflight_write,
     read_keys_file,
 )
-from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import quote_input
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_target import Target, fingerprint
 
 ENTRY_FIELDS = frozenset(("key", "options", "comment", "state", "replaces"))
-# A user name as useradd and sshd take it: no slash, colon, whitespace or control character.
-_USER_NAME = re.compile(r"[^/:\s\x00-\x1f\x7f]{1,256}")
 
 
 class KeysInputError(ValueError):
@@ -221,11 +217,6 @@ class Plan:
         return bool(self.added or self.removed or self.changed or self.removed_invalid_lines)
 
 
-def fingerprint(line: KeyLine) -> str:
-    key = line.public_key()
-    return key.fingerprint("sha256") if key is not None else "unknown"
-
-
 def _rebuild(line: KeyLine, options: Optional[str], comment: Optional[str]) -> KeyLine:
     # The key was checked when it was read or given; options and comment given by the task
     # were checked with the input, and those from the file stay as sshd reads them.
@@ -339,73 +330,6 @@ def plan(current: AuthorizedKeys, entries: List[Entry], exclusive: bool = False,
 # Running one task
 # --------------------------------------------------------------------------------------------
 
-@dataclass
-class Target:
-    user: str
-    uid: int
-    gid: int
-    home: str
-    path: str
-
-
-def _check_user(user: Any) -> str:
-    if not isinstance(user, str) or not user:
-        raise AuthorizedKeysError("user is required", reason="user")
-    if not _USER_NAME.fullmatch(user):
-        raise AuthorizedKeysError(f"user {quote_input(user)} is not a user name (it holds a slash, colon, "
-                                  "whitespace or a control character)", reason="user")
-    return user
-
-
-def _expand_home(path: str, user: str, home: str) -> str:
-    """``~`` and ``~/...`` (and ``~user/...`` for the managed user) against the managed user's
-    home: the module takes the raw string, because Ansible's own expansion would use the home
-    of whoever runs the module (root, under become)."""
-    head, sep, rest = path.partition("/")
-    if head not in ("~", f"~{user}"):
-        raise AuthorizedKeysError(f"path {quote_input(path)} names another user's home; only ~ (the home of "
-                                  f"{user}) is resolved here: give an absolute path", reason="path")
-    if not os.path.isabs(home):
-        raise AuthorizedKeysError(f"user {user} has no absolute home directory ({quote_input(home)}), so ~ "
-                                  "cannot be resolved: give an absolute path", reason="path")
-    return os.path.join(home, rest) if sep else home
-
-
-def _check_path(path: Any) -> str:
-    if not isinstance(path, str) or not path.strip():
-        raise AuthorizedKeysError("path is empty", reason="path")
-    if "\x00" in path:
-        raise AuthorizedKeysError("path holds a NUL character", reason="path")
-    if path != path.strip():
-        raise AuthorizedKeysError(f"path {quote_input(path)} starts or ends with whitespace", reason="path")
-    if path.endswith("/") or os.path.basename(os.path.normpath(path)) in ("", ".", ".."):
-        raise AuthorizedKeysError(f"path {quote_input(path)} names a directory; give the path of the keys file",
-                                  reason="path")
-    return path
-
-
-def resolve_target(user: Any, path: Optional[str]) -> Target:
-    """The user's ids and the keys file path (default ``~user/.ssh/authorized_keys``)."""
-    user = _check_user(user)
-    if path is not None:
-        path = _check_path(path)
-    try:
-        entry = pwd.getpwnam(user)
-    except KeyError:
-        raise AuthorizedKeysError(f"user {user!r} does not exist on this host", reason="user") from None
-    home = entry.pw_dir
-    if path is None:
-        path = _expand_home("~/.ssh/authorized_keys", user, home)
-    elif path.startswith("~"):
-        path = _expand_home(path, user, home)
-    if not os.path.isabs(path):
-        raise AuthorizedKeysError("path must be absolute (or start with ~/ for the user's home)", reason="path")
-    if os.path.normpath(path) == os.path.normpath(home):
-        raise AuthorizedKeysError(f"path {quote_input(path)} names the home directory; give the path of the keys "
-                                  "file", reason="path")
-    return Target(user=user, uid=entry.pw_uid, gid=entry.pw_gid, home=home, path=os.path.normpath(path))
-
-
 def check_exclusive(entries: List[Entry], exclusive: bool, allow_empty: bool) -> None:
     """exclusive=true with nothing to keep empties the file: only on explicit request."""
     if exclusive and not allow_empty and not any(entry.state == "present" for entry in entries):
@@ -467,84 +391,3 @@ def apply(target: Target, entries: List[Entry], exclusive: bool = False, manage_
     return _result(target, result, before, backup_file, fixes, diff)
 
 
-def selinux_hook(module: Any) -> Optional[ContextHook]:
-    """A context hook built from AnsibleModule's SELinux helpers, or None where SELinux is off."""
-    try:
-        enabled = module.selinux_enabled()
-    except Exception:  # pylint: disable=broad-except  # no selinux bindings: nothing to keep
-        return None
-    if not enabled:
-        return None
-
-    def hook(temp: str, final: str, existed: bool) -> None:
-        context = module.selinux_context(final) if existed else module.selinux_default_context(final)
-        module.set_context_if_different(temp, context, False)
-
-    return hook
-
-
-def key_report(line: KeyLine) -> Dict[str, Any]:
-    """What authorized_keys_info says about one key line (comment and options as output may
-    show them: key material withheld, control characters escaped)."""
-    key = line.public_key()
-    weak: List[str] = []
-    info: Dict[str, Any] = {
-        "line": line.number,
-        "type": line.key_type,
-        "comment": shown(line.comment),
-        "options": [shown(option) for option in line.option_list()],
-        "options_text": shown(line.options),
-        "identity": line.identity(),
-    }
-    if key is None:
-        info.update(bits=None, fingerprint_md5=None, fingerprint_sha256=None, valid=False,
-                    weak=True, weak_reasons=["the key data is not a valid public key"])
-        return info
-    if key.family == "DSA":
-        weak.append("DSA keys are disabled in current OpenSSH")
-    if key.family == "RSA" and (key.bits or 0) < 2048:
-        weak.append(f"RSA key of {key.bits} bits (under 2048)")
-    info.update(
-        bits=key.bits,
-        family=key.family,
-        curve=key.curve,
-        is_certificate=key.is_certificate,
-        cert_authority=any(o.lower() == "cert-authority" for o in line.option_list()),
-        fingerprint_md5=key.fingerprint("md5"),
-        fingerprint_sha256=key.fingerprint("sha256"),
-        valid=True,
-        weak=bool(weak),
-        weak_reasons=weak,
-    )
-    return info
-
-
-def _mode_problems(path: str, state: FileState) -> List[str]:
-    """Why sshd (StrictModes) would ignore the file, as authorized_keys_info reports it."""
-    return [f"{where} can be written by group or others (mode {mode:04o}): sshd ignores the keys, and "
-            "anyone who can write there can add one" for where, mode in state.unsafe(path)]
-
-
-def inspect(target: Target, follow: bool = False) -> Dict[str, Any]:
-    """Everything authorized_keys_info returns for one user's file."""
-    state = read_keys_file(target.path, follow=follow, owner_uid=target.uid)
-    model = state.model()
-    keys = [key_report(line) for line in model.keys()]
-    invalid = [{"line": line.number, "problem": line.problem, "looks_private": item.withheld,
-                "text": None if item.withheld else item.text}
-               for line, item in zip(model.lines, display_lines(model)) if line.kind == "invalid"]
-    for report in invalid:
-        if report["looks_private"]:
-            report["problem"] = "the line may hold private key material (content withheld)"
-    return {
-        "changed": False,
-        "path": target.path,
-        "user": target.user,
-        "exists": state.exists,
-        "owner_uid": state.uid,
-        "mode": None if state.mode is None else f"{state.mode:04o}",
-        "problems": _mode_problems(target.path, state),
-        "public_keys": keys,
-        "invalid_lines": invalid,
-        "weak_keys": list(dict.fromkeys(k["fingerprint_sha256"] or f"line {k['line']}" for k in keys if k["weak"])),
-    }

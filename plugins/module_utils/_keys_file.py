@@ -20,11 +20,12 @@ import fcntl
 import os
 import stat
 import time
-from typing import Callable, Optional, Tuple
+from typing import Optional, Tuple
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import AuthorizedKeys, AuthorizedKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file_checks import (
     UNSAFE_BITS,
+    ContextHook,
     FileState,
     check_owner,
     check_regular,
@@ -45,12 +46,6 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file_checks impo
 LOCK_TIMEOUT = 60.0
 # A run's own backup (rotation) older than this belongs to a run that was killed.
 STALE_RUN_BACKUP = 24 * 3600.0
-
-ContextHook = Callable[[str, str, bool], None]
-"""``hook(temp_path, final_path, existed)``: give ``temp_path`` the SELinux context that
-``final_path`` has (or would get by default when it did not exist). Built by the module layer
-from ansible's helpers; ``None`` where SELinux does not matter."""
-
 
 class KeysFile:
     """The keys file opened for a locked read-modify-write.

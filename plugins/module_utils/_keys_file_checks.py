@@ -24,13 +24,18 @@ import stat
 import struct
 import sys
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import AuthorizedKeys, AuthorizedKeysError
-from ansible_collections.sshkeys.ecs.plugins.module_utils._regular_file import kind_of
+from ansible_collections.sshkeys.ecs.plugins.module_utils._file_kinds import kind_of
 
 # What sshd's StrictModes refuses: a file or directory others may write to.
 UNSAFE_BITS = 0o022
+
+ContextHook = Callable[[str, str, bool], None]
+"""``hook(temp_path, final_path, existed)``: give ``temp_path`` the SELinux context that
+``final_path`` has (or would get by default when it did not exist). Built by the module layer
+from ansible's helpers; ``None`` where SELinux does not matter."""
 
 
 @dataclass

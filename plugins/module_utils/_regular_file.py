@@ -18,6 +18,8 @@ import os
 import stat
 from typing import Optional
 
+from ansible_collections.sshkeys.ecs.plugins.module_utils._file_kinds import kind_of
+
 
 class UnsafeFileError(ValueError):
     """The path is not a regular file we may read. The message names the path, never content.
@@ -29,16 +31,6 @@ class UnsafeFileError(ValueError):
         super().__init__(message)
         self.reason = reason
         self.errno = errno_value
-
-
-def kind_of(mode: int) -> str:
-    """What a file type is called in an error message ("a FIFO", "a directory", ...)."""
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISLNK, "a symbolic link")):
-        if test(mode):
-            return name
-    return "not a regular file"
 
 
 def open_regular(path: str, what: str, follow: bool = True, dir_fd: Optional[int] = None) -> int:

@@ -36,18 +36,16 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys impor
     parse_key_line,
     with_fields,
 )
-from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply import (
-    Target,
-    fingerprint,
-    resolve_target,
-)
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_display import display_text
-from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file import ContextHook, KeysFile
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file import KeysFile
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file_checks import (
+    ContextHook,
     check_home_chain,
     decode,
     read_keys_file,
 )
+
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_target import Target, fingerprint, resolve_target
 
 PHASES = ("add", "remove_old", "restore", "forget")
 

@@ -268,7 +268,7 @@ step:
 """
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import AuthorizedKeysError
-from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply import selinux_hook
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_target import selinux_hook
 from ansible_collections.sshkeys.ecs.plugins.module_utils._masking import MaskingAnsibleModule
 from ansible_collections.sshkeys.ecs.plugins.module_utils._rotate import (
     RotateError,

@@ -249,9 +249,8 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply
     apply,
     check_exclusive,
     normalise_keys,
-    resolve_target,
-    selinux_hook,
 )
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_target import resolve_target, selinux_hook
 from ansible_collections.sshkeys.ecs.plugins.module_utils._masking import MaskingAnsibleModule
 
 

@@ -178,7 +178,8 @@ invalid_lines:
 """
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import AuthorizedKeysError
-from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply import inspect, resolve_target
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_info import inspect
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_target import resolve_target
 from ansible_collections.sshkeys.ecs.plugins.module_utils._masking import MaskingAnsibleModule
 
 

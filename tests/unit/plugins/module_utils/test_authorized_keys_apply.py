@@ -13,14 +13,13 @@ import pytest
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import AuthorizedKeys, AuthorizedKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply import (
     KeysInputError,
-    Target,
     apply,
-    inspect,
     normalise_keys,
     plan,
-    resolve_target,
 )
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_display import display_text
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_info import inspect
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_target import Target, resolve_target
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "authorized_keys"
 

@@ -25,8 +25,8 @@ ADDER = textwrap.dedent(
     """
     import os
     import sys
-    from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply import (
-        Target, apply, normalise_keys)
+    from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply import apply, normalise_keys
+    from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_target import Target
     path, keys = sys.argv[1], sys.argv[2:]
     target = Target(user="t", uid=os.getuid(), gid=os.getgid(), home="", path=path)
     for key in keys:  # one read-modify-write per key: as many chances to lose one as possible

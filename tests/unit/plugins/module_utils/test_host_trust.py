@@ -27,15 +27,14 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys impor
 )
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply import (
     KeysInputError,
-    Target,
     apply,
     check_exclusive,
-    inspect,
     normalise_keys,
-    resolve_target,
 )
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_display import display_text
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file import KeysFile
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_info import inspect
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_target import Target, resolve_target
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file_checks import read_keys_file
 from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import secret_values
 

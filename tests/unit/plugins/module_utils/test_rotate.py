@@ -11,7 +11,7 @@ import pwd
 import pytest
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import AuthorizedKeysError
-from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply import Target
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_target import Target
 from ansible_collections.sshkeys.ecs.plugins.module_utils._private_keys import generate_private_key
 from ansible_collections.sshkeys.ecs.plugins.module_utils._rotate import (
     RotateError,
