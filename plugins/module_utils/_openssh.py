@@ -107,6 +107,7 @@ _SAFE_NAME = re.compile(r'[a-z][a-z0-9@._-]{0,47}')  # whole value: fullmatch
 CONTROL_CHARS = re.compile('[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]')
 _BASE64 = re.compile(r'[A-Za-z0-9+/]+={0,2}')  # whole value: fullmatch
 
+
 def safe_name(value: object) -> str:
     """Quote a type name for an error message only when it cannot be anything else."""
     if isinstance(value, bytes):
