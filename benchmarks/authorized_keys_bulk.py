@@ -147,7 +147,7 @@ def module_alone(sizes: list, keys: int, rounds: int, rng: random.Random) -> lis
         with tempfile.TemporaryDirectory() as tmp:
             os.mkdir(os.path.join(tmp, ".ssh"), 0o700)
             target = module_utils("_keys_target").Target(user="bench", uid=os.getuid(), gid=os.getgid(), home=tmp,
-                                      path=os.path.join(tmp, ".ssh", "authorized_keys"))
+                                                         path=os.path.join(tmp, ".ssh", "authorized_keys"))
             for _attempt in range(rounds):
                 Path(target.path).write_text(base, encoding="utf-8")
                 started = time.perf_counter()

@@ -389,5 +389,3 @@ def apply(target: Target, entries: List[Entry], exclusive: bool = False, manage_
             # gets the old mode less group and other write.
             backup_file = handle.write(result.model.render(), backup=backup and result.has_changes)
     return _result(target, result, before, backup_file, fixes, diff)
-
-

@@ -47,6 +47,7 @@ LOCK_TIMEOUT = 60.0
 # A run's own backup (rotation) older than this belongs to a run that was killed.
 STALE_RUN_BACKUP = 24 * 3600.0
 
+
 class KeysFile:
     """The keys file opened for a locked read-modify-write.
 

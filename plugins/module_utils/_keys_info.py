@@ -19,6 +19,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_display import d
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file_checks import FileState, read_keys_file
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_target import Target
 
+
 def key_report(line: KeyLine) -> Dict[str, Any]:
     """What authorized_keys_info says about one key line (comment and options as output may
     show them: key material withheld, control characters escaped)."""
