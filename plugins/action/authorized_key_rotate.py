@@ -12,6 +12,7 @@ from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import AuthorizedKeysError
+from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import SSHKeyError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._private_keys import public_key_from_private
 from ansible_collections.sshkeys.ecs.plugins.module_utils._rotate import (
@@ -37,7 +38,7 @@ MODULE = "sshkeys.ecs.authorized_key_rotate"
 HOST_OPTIONS = ("user", "path", "old_key", "new_key", "keep_options", "backup", "follow")
 
 
-class StepFailed(Exception):
+class StepFailed(SshKeysError):
     """A step of the rotation failed; ``step`` names it for the result."""
 
     def __init__(self, step: str, message: str, extra: Optional[Dict[str, Any]] = None) -> None:

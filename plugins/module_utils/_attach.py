@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from ansible_collections.sshkeys.ecs.plugins.module_utils._bind import first_error, send_batches
 from ansible_collections.sshkeys.ecs.plugins.module_utils._changes import PartialChangeError, join_ids
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError
+from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair import KeypairError, validate_name
 from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import quote_input
 
@@ -35,7 +36,7 @@ EFFECT = {
 }
 
 
-class AttachError(ValueError):
+class AttachError(SshKeysError):
     """Bad input or a state that makes the job impossible; raised before any change."""
 
 
@@ -223,9 +224,11 @@ def wait_running(client: Any, ids: Sequence[str], timeout: float, *, clock: Call
 # The job.
 
 
-def summary(entries: Sequence[Mapping[str, Any]], name: str, state: str) -> Dict[str, Any]:
+def summary(entries: Sequence[Mapping[str, Any]], name: str, state: str,
+            warnings: Sequence[str] = ()) -> Dict[str, Any]:
+    """The module's result (also the failure result of a job that changed something)."""
     changed_ids = [e["instance_id"] for e in entries if e["action"] in ("attached", "detached")]
-    return {
+    result = {
         "changed": bool(changed_ids),
         "key_pair_name": name,
         "state": state,
@@ -235,7 +238,11 @@ def summary(entries: Sequence[Mapping[str, Any]], name: str, state: str) -> Dict
         "restarted": [e["instance_id"] for e in entries if e["restarted"]],
         "failed_instances": [e["instance_id"] for e in entries if e["action"] == "failed"],
         "effect": EFFECT[state],
+        "diff": diff_of(entries),
     }
+    if warnings:
+        result["warnings"] = list(warnings)
+    return result
 
 
 def diff_of(entries: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
@@ -245,7 +252,7 @@ def diff_of(entries: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
 
 
 def plan_job(client: Any, params: Mapping[str, Any], check_mode: bool,
-             warn: Callable[[str], None]) -> List[Dict[str, Any]]:
+             warnings: List[str]) -> List[Dict[str, Any]]:
     """The per-instance entries of the job, decided from reads only (AttachError when impossible)."""
     name = params["key_pair_name"]
     state = params["state"]
@@ -254,9 +261,8 @@ def plan_job(client: Any, params: Mapping[str, Any], check_mode: bool,
         raise AttachError(f"key pair {name} does not exist in region {client.region}; create or import it "
                           "first (sshkeys.ecs.ecs_keypair)")
     found = read_instances(client, ids)
-    entries, warnings = make_plan(ids, found, name, state, params.get("skip_windows", False))
-    for text in warnings:
-        warn(text)
+    entries, planned = make_plan(ids, found, name, state, params.get("skip_windows", False))
+    warnings.extend(planned)
     reboot_wanted = bool(params.get("reboot"))
     for one in entries:
         if one["action"] not in ("attached", "detached"):
@@ -269,7 +275,7 @@ def plan_job(client: Any, params: Mapping[str, Any], check_mode: bool,
     return entries
 
 
-def run(client: Any, params: Mapping[str, Any], check_mode: bool, warn: Callable[[str], None], *,
+def run(client: Any, params: Mapping[str, Any], check_mode: bool, *,
         clock: Optional[Callable[[], float]] = None, sleep: Optional[Callable[[float], None]] = None,
         poll: float = 2.0) -> Dict[str, Any]:
     """Decide with DescribeKeyPairs/DescribeInstances, then attach or detach, then reboot.
@@ -278,10 +284,11 @@ def run(client: Any, params: Mapping[str, Any], check_mode: bool, warn: Callable
     """
     name = params["key_pair_name"]
     state = params["state"]
-    entries = plan_job(client, params, check_mode, warn)
+    warnings: List[str] = []
+    entries = plan_job(client, params, check_mode, warnings)
     to_change = [e for e in entries if e["action"] in ("attached", "detached")]
     reboot_wanted = bool(params.get("reboot"))
-    result = summary(entries, name, state)
+    result = summary(entries, name, state, warnings)
     result["would_restart"] = [e["instance_id"] for e in to_change
                                if reboot_wanted and e["status"] == "Running"]
     if check_mode or not to_change:
@@ -289,7 +296,7 @@ def run(client: Any, params: Mapping[str, Any], check_mode: bool, warn: Callable
 
     action = "AttachKeyPair" if state == "present" else "DetachKeyPair"
     outcome = send_batches(client, action, name, [e["instance_id"] for e in to_change])
-    record_outcome(to_change, outcome, params.get("skip_windows", False), warn)
+    record_outcome(to_change, outcome, params.get("skip_windows", False), warnings)
     done = [e for e in to_change if e["action"] in ("attached", "detached")]
     # Reboot only what changed in this run and is running: a re-run finds the binding in place,
     # changes nothing and so reboots nothing a second time.
@@ -300,12 +307,12 @@ def run(client: Any, params: Mapping[str, Any], check_mode: bool, warn: Callable
                                   poll=poll)
     except EcsApiError as error:
         # The attach or detach (and the reboots) are done: a failing wait must not hide them.
-        result = summary(entries, name, state)
+        result = summary(entries, name, state, warnings)
         result["would_restart"] = []
         raise JobFailed(f"waiting for the rebooted instances failed: {error}; "
                         + failure_message(entries, result["failed_instances"], [], [], params["wait_timeout"]),
                         result, error, rebooted) from None
-    result = summary(entries, name, state)
+    result = summary(entries, name, state, warnings)
     result["would_restart"] = []
     failed = result["failed_instances"]
     reboot_failed = [e["instance_id"] for e in to_reboot if e.get("restart_error")]
@@ -316,7 +323,7 @@ def run(client: Any, params: Mapping[str, Any], check_mode: bool, warn: Callable
 
 
 def record_outcome(to_change: Sequence[Dict[str, Any]], outcome: Mapping[str, Mapping[str, Any]],
-                   skip_windows: bool, warn: Callable[[str], None]) -> None:
+                   skip_windows: bool, warnings: List[str]) -> None:
     """Write each instance's answer into its entry: done, skipped (Windows) or failed."""
     for one in to_change:
         got = outcome[one["instance_id"]]
@@ -327,7 +334,7 @@ def record_outcome(to_change: Sequence[Dict[str, Any]], outcome: Mapping[str, Ma
             continue
         if got["code"] == WINDOWS_CODE and skip_windows:
             one.update(action="skipped", key_pair_after=one["key_pair_before"], needs_restart=False)
-            warn(f"skipped {one['instance_id']}: the service says it is a Windows instance")
+            warnings.append(f"skipped {one['instance_id']}: the service says it is a Windows instance")
         else:
             one.update(action="failed", key_pair_after=one["key_pair_before"], needs_restart=False)
 

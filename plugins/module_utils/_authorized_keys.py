@@ -23,6 +23,7 @@ import struct
 from dataclasses import dataclass, field, replace
 from typing import List, Optional, Tuple
 
+from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import looks_like_private_key, quote_input
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import (
     MAX_LINE_LENGTH,
@@ -73,7 +74,7 @@ _FIELDS_RE = re.compile(r"[ \t]+")
 _USER_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f\u2028\u2029]")
 
 
-class AuthorizedKeysError(Exception):
+class AuthorizedKeysError(SshKeysError):
     """One error type for the model and the writer.
 
     ``reason`` is a short machine-readable word (``malformed``, ``symlink``, ``owner``,

@@ -24,6 +24,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys impor
     validate_options,
     with_fields,
 )
+from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import quote_input
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_display import display_text
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file import KeysFile
@@ -38,7 +39,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_target import Ta
 ENTRY_FIELDS = frozenset(("key", "options", "comment", "state", "replaces"))
 
 
-class KeysInputError(ValueError):
+class KeysInputError(SshKeysError):
     """Bad ``keys`` input; the message names the entry by index, never by content."""
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence
 
+from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
+
 
 class Changes:
     """The changes one run has made so far, in order."""
@@ -33,7 +35,7 @@ class Changes:
         return len(self.items)
 
 
-class PartialChangeError(Exception):
+class PartialChangeError(SshKeysError):
     """A failure after (possibly) some changes were made.
 
     ``changes`` lists what was changed (empty: nothing was); ``error`` is the API error that
@@ -41,11 +43,12 @@ class PartialChangeError(Exception):
     fields for the failure result (the per-instance table of ecs_keypair_attach, ...).
     """
 
+    reason = "partial"
+
     def __init__(self, message: str, *, changes: Sequence[str] = (), error: Any = None,
                  result: Optional[Dict[str, Any]] = None) -> None:
-        super().__init__(message)
+        super().__init__(message, changes=changes)
         self.message = message
-        self.changes = list(changes)
         self.error = error
         self.result = dict(result or {})
 

@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit
 
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Tuple
 
+from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import quote_input
 
 API_VERSION = "2014-05-26"
@@ -43,13 +44,15 @@ MAX_DESCRIBE_INSTANCE_IDS = 100
 RETRYABLE_CODES = frozenset(("ServiceUnavailable", "InternalError", "SignatureNonceUsed"))
 
 
-class EcsApiError(Exception):
+class EcsApiError(SshKeysError):
     """One failed API call: the service's error code, its message, the request id and HTTP status.
 
     Transport problems (connection refused, timeouts, replies that are not JSON) are reported
     with a code of our own (``ConnectionError``, ``Timeout``, ``MalformedResponse``) so callers
     handle one type.
     """
+
+    reason = "api"
 
     def __init__(self, *, code: str, message: str, request_id: Optional[str] = None,
                  http_status: Optional[int] = None, action: Optional[str] = None,
@@ -246,8 +249,10 @@ class HttpReply:
         self.body = body
 
 
-class TransportError(Exception):
+class TransportError(SshKeysError):
     """A request that got no HTTP reply. ``sent`` is False when it surely never left."""
+
+    reason = "transport"
 
     def __init__(self, message: str, *, timeout: bool = False, sent: bool = True) -> None:
         super().__init__(message)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any, Callable, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from ansible.module_utils.basic import env_fallback
 
@@ -19,6 +19,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import (
     EcsApiError,
     EcsClient,
 )
+from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._masking import MaskingAnsibleModule
 from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import looks_like_private_key, quote_input
 from ansible_collections.sshkeys.ecs.plugins.module_utils._regular_file import UnsafeFileError, read_regular
@@ -60,8 +61,10 @@ def ecs_argument_spec() -> dict:
     )
 
 
-class CredentialError(ValueError):
+class CredentialError(SshKeysError):
     """Credentials or region could not be worked out. The message names sources, never values."""
+
+    reason = "credentials"
 
 
 def read_cli_profile(path: str, name: Optional[str]) -> dict:
@@ -175,17 +178,14 @@ class EcsModule:
 
     def _make_client(self) -> Any:
         params = self.params
-        try:
-            credentials, region, endpoint = resolve_credentials(params, os.environ)
-            check_sent_values(credentials, region)
-        except CredentialError as exc:
-            self.fail(str(exc))
+        credentials, region, endpoint = resolve_credentials(params, os.environ)
+        check_sent_values(credentials, region)
         # Secrets found at run time (environment, profile file) are masked like no_log options.
         for secret in (credentials.access_key_secret, credentials.security_token):
             if secret:
                 self.module.no_log_values.add(secret)
         if params["ecs_retries"] < 0 or params["ecs_timeout"] <= 0 or params["ecs_retry_delay"] < 0:
-            self.fail("ecs_retries and ecs_retry_delay must be 0 or more, and ecs_timeout more than 0")
+            raise CredentialError("ecs_retries and ecs_retry_delay must be 0 or more, and ecs_timeout more than 0")
         try:
             return self._client_factory(
                 credentials, region, endpoint,
@@ -193,41 +193,40 @@ class EcsModule:
                 retries=params["ecs_retries"], backoff_base=params["ecs_retry_delay"],
                 validate_certs=params["validate_certs"])
         except ValueError as exc:
-            self.fail(str(exc))
+            raise CredentialError(str(exc)) from None
 
     @property
     def region(self) -> str:
         return self.client.region
 
-    def warn(self, message: str) -> None:
-        self.module.warn(message)
-
-    def fail(self, msg: str, **result: Any) -> None:
-        # A failure that does not say otherwise changed nothing (failures after a change go
-        # through fail_partial, with the changes named).
-        result.setdefault("changed", False)
-        self.module.fail_json(msg=msg, **result)
-
-    def fail_api(self, error: EcsApiError, msg: Optional[str] = None, **result: Any) -> None:
-        """The one failure path for API errors: code and request id in the message and the result."""
-        text = f"{msg}: {error}" if msg else str(error)
-        result.setdefault("changed", False)
-        self.module.fail_json(msg=text, error=error.as_dict(), **result)
-
-    def exit(self, **result: Any) -> None:
-        self.module.exit_json(**result)
-
-    def fail_partial(self, failure: PartialChangeError) -> None:
-        """The one failure path after changes: what was changed is in `changes` (and `changed`)."""
-        self.module.fail_json(msg=failure.message, **failure.failure())
-
     def run(self, body: Callable[["EcsModule"], Mapping[str, Any]]) -> None:
-        """Runs body(self) and exits with its result; API errors become one kind of failure, and
-        a failure after changes names them."""
+        """Runs body(self) and exits with its result: the one way out of every cloud module.
+
+        The result's ``warnings`` go to ``module.warn`` and its ``diff`` stays only in diff mode.
+        Every ``SshKeysError`` becomes ``fail_json``: API errors carry ``error`` (code, request
+        id), a failure after changes names them in ``changes`` (and ``changed``), any other
+        failure changed nothing. Other exceptions are bugs and keep their traceback.
+        """
         try:
-            result = body(self)
-        except PartialChangeError as failure:
-            self.fail_partial(failure)
-        except EcsApiError as error:
-            self.fail_api(error)
-        self.exit(**result)
+            result = dict(body(self))
+        except SshKeysError as error:
+            msg, fields = failure_of(error)
+            self.module.fail_json(msg=msg, **self._finish(fields))
+        self.module.exit_json(**self._finish(result))
+
+    def _finish(self, result: Dict[str, Any]) -> Dict[str, Any]:
+        for warning in result.pop("warnings", None) or []:
+            self.module.warn(warning)
+        if not self.module._diff:
+            result.pop("diff", None)
+        return result
+
+
+def failure_of(error: SshKeysError) -> Tuple[str, Dict[str, Any]]:
+    """(msg, the other fields of fail_json) for an error."""
+    if isinstance(error, PartialChangeError):
+        return error.message, error.failure()
+    fields: Dict[str, Any] = {"changed": False}
+    if isinstance(error, EcsApiError):
+        fields["error"] = error.as_dict()
+    return str(error), fields

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import looks_like_private_key, quote_input
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import PublicKey, SSHKeyError, parse_public_key
 
@@ -29,7 +30,7 @@ MAX_TAGS = 20
 MAX_ID_LENGTH = 128
 
 
-class KeypairError(ValueError):
+class KeypairError(SshKeysError):
     """Bad input or a state we refuse to act on. The message never holds key material."""
 
 

@@ -19,6 +19,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 
+from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import looks_like_private_key
 
 __all__ = [
@@ -34,7 +35,7 @@ __all__ = [
 ]
 
 
-class SSHKeyError(ValueError):
+class SSHKeyError(SshKeysError):
     """The one exception raised for bad key input. Its message never contains key text."""
 
 

@@ -18,10 +18,11 @@ import os
 import stat
 from typing import Optional
 
+from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._file_kinds import kind_of
 
 
-class UnsafeFileError(ValueError):
+class UnsafeFileError(SshKeysError):
     """The path is not a regular file we may read. The message names the path, never content.
 
     ``reason`` is ``missing``, ``type``, ``size``, ``symlink`` or ``io``.

@@ -36,6 +36,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys impor
     parse_key_line,
     with_fields,
 )
+from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_display import display_text
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file import KeysFile
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_file_checks import (
@@ -53,7 +54,7 @@ _SHA256_FP = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
 _MD5_FP = re.compile(r"(?:MD5:)?[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){15}")
 
 
-class RotateError(ValueError):
+class RotateError(SshKeysError):
     """Bad input or a state the rotation must not go on from. Messages never quote key text."""
 
     def __init__(self, message: str, reason: str = "input") -> None:

@@ -267,11 +267,10 @@ step:
   type: str
 """
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import AuthorizedKeysError
+from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_target import selinux_hook
 from ansible_collections.sshkeys.ecs.plugins.module_utils._masking import MaskingAnsibleModule
 from ansible_collections.sshkeys.ecs.plugins.module_utils._rotate import (
-    RotateError,
     module_argument_spec,
     run_step,
 )
@@ -282,8 +281,8 @@ def main() -> None:
     module.fail_on_withheld_keys()
     try:
         result = run_step(module.params, check_mode=module.check_mode, context_hook=selinux_hook(module))
-    except (RotateError, AuthorizedKeysError) as exc:
-        module.fail_json(msg=str(exc), reason=getattr(exc, "reason", "input"))
+    except SshKeysError as exc:
+        module.fail_json(msg=str(exc), reason=exc.reason)
     module.exit_json(**result)
 
 

@@ -243,13 +243,12 @@ backup_file:
   sample: /root/.ssh/authorized_keys.3114.2026-01-02@10:11:12~
 """
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import AuthorizedKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply import (
-    KeysInputError,
     apply,
     check_exclusive,
     normalise_keys,
 )
+from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_target import resolve_target, selinux_hook
 from ansible_collections.sshkeys.ecs.plugins.module_utils._masking import MaskingAnsibleModule
 
@@ -279,8 +278,8 @@ def main() -> None:
                        follow=params["follow"], backup=params["backup"],
                        replace_missing=params["replace_missing"], check_mode=module.check_mode,
                        context_hook=selinux_hook(module), diff=module._diff)
-    except (KeysInputError, AuthorizedKeysError) as exc:
-        module.fail_json(msg=str(exc), reason=getattr(exc, "reason", "input"))
+    except SshKeysError as exc:
+        module.fail_json(msg=str(exc), reason=exc.reason)
     if result["backup_file"] is None:
         result.pop("backup_file")
     module.exit_json(**result)

@@ -177,7 +177,7 @@ invalid_lines:
       type: str
 """
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import AuthorizedKeysError
+from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_info import inspect
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_target import resolve_target
 from ansible_collections.sshkeys.ecs.plugins.module_utils._masking import MaskingAnsibleModule
@@ -196,7 +196,7 @@ def main() -> None:
     try:
         target = resolve_target(module.params["user"], module.params["path"])
         result = inspect(target, follow=module.params["follow"])
-    except AuthorizedKeysError as exc:
+    except SshKeysError as exc:
         module.fail_json(msg=str(exc), reason=exc.reason)
     module.exit_json(**result)
 

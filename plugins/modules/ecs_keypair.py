@@ -361,20 +361,12 @@ def main() -> None:
 
     def run(m: EcsModule) -> dict:
         if m.params["names"] is not None and m.params["state"] != "absent":
-            m.fail("names is for state=absent only; give one key pair in name to create or import it")
+            raise KeypairError("names is for state=absent only; give one key pair in name to create or import it")
         if m.params["state"] == "present":
             handler = ensure_present
         else:
             handler = ensure_absent if m.params["names"] is None else ensure_absent_many
-        try:
-            result = handler(m.client, m.params, m.check_mode)
-        except KeypairError as exc:
-            m.fail(str(exc))
-        for warning in result.pop("warnings", []):
-            m.warn(warning)
-        if not m.module._diff:
-            result.pop("diff", None)
-        return result
+        return handler(m.client, m.params, m.check_mode)
 
     module.run(run)
 

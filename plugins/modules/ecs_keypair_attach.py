@@ -236,7 +236,7 @@ error:
   type: dict
 """
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils._attach import AttachError, JobFailed, diff_of, run
+from ansible_collections.sshkeys.ecs.plugins.module_utils._attach import run
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_module import EcsModule
 
 
@@ -255,16 +255,7 @@ def main() -> None:
     )
 
     def body(m: EcsModule) -> dict:
-        try:
-            result = run(m.client, m.params, m.check_mode, m.warn)
-        except AttachError as exc:
-            m.fail(str(exc))
-        except JobFailed as exc:
-            # Failed after changes: the module base reports them (changed, changes, error).
-            exc.result["diff"] = diff_of(exc.result["instances"])
-            raise
-        result["diff"] = diff_of(result["instances"])
-        return result
+        return run(m.client, m.params, m.check_mode)
 
     module.run(body)
 

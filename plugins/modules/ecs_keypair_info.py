@@ -130,7 +130,7 @@ error:
 """
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_module import EcsModule
-from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair import KeypairError, list_key_pairs
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair import list_key_pairs
 
 
 def main() -> None:
@@ -147,10 +147,7 @@ def main() -> None:
     )
 
     def run(m: EcsModule) -> dict:
-        try:
-            return {"changed": False, "key_pairs": list_key_pairs(m.client, m.params)}
-        except KeypairError as exc:
-            m.fail(str(exc))
+        return {"changed": False, "key_pairs": list_key_pairs(m.client, m.params)}
 
     module.run(run)
 

@@ -19,6 +19,7 @@ import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError
+from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 
 # The instance states DescribeInstances knows (its Status filter accepts these).
 STATUSES = ("Pending", "Running", "Starting", "Stopping", "Stopped")
@@ -33,7 +34,7 @@ _UNSAFE_GROUP_CHARS = re.compile(r"[^A-Za-z0-9_]")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
-class InventoryConfigError(ValueError):
+class InventoryConfigError(SshKeysError):
     """An option of the inventory file is wrong. The message names the option, never a secret."""
 
 

@@ -24,6 +24,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
+from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._regular_file import UnsafeFileError, open_regular, read_fd
 
 # A private key file is a few KiB (RSA 16384 with a long comment stays far below this).
@@ -52,7 +53,7 @@ _ACCEPTED = re.compile(r"Server accepts key: .*?(SHA256:[A-Za-z0-9+/]{43})")
 _AUTHENTICATED = re.compile(r'Authenticated to .* using "publickey"')
 
 
-class ProofError(ValueError):
+class ProofError(SshKeysError):
     """A proof that cannot even be attempted (bad key file, bad arguments)."""
 
 

@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair import (
     ACCEPTED_KEY_TYPES,
     KeypairError,
@@ -51,7 +52,7 @@ USER_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?")
 MAX_KEY_FILE = 64 * 1024
 
 
-class StateError(ValueError):
+class StateError(SshKeysError):
     """The desired state is not usable. ``problems`` lists every finding, one line each."""
 
     def __init__(self, source: str, problems: Sequence[str]) -> None:
