@@ -7,6 +7,10 @@ the same ansible.cfg (pipelining on, facts off), N new keys go into a file of 5,
   posix-one  ansible.posix.authorized_key with all keys joined into one `key` (its best mode)
   posix-loop ansible.posix.authorized_key looped over the N keys (what playbooks often do); this
              costs a second or more a key, so it runs once, at 10 and 20 keys only
+  module     the sshkeys.ecs.authorized_keys module in one task, without the role (at 200 keys:
+             what the role's argument validation costs on top)
+  floor      the warm-up ping alone: one ansible-playbook run, one SSH connection, one module;
+             nothing that edits the file over SSH can beat it (at 200 keys, where the goals are)
 
 Before each timed run the file is reset to the same 5,000 lines (podman exec, not timed), and
 after it the file must hold 5,000 + N keys, else the numbers would mean nothing. Two times per
@@ -38,7 +42,10 @@ from benchlib import (ANSIBLE_CFG, VENV_BIN, Hosts, ansible_env, log, median, mo
 
 KEYFILE = "/home/ecs-user/.ssh/authorized_keys"
 TASK_TIME = re.compile(r"^(?P<name>.+?) -{3,} (?P<seconds>[0-9.]+)s$")
-MODES = ("role", "posix-one", "posix-loop")
+MODES = ("floor", "role", "module", "posix-one", "posix-loop")
+# Modes measured at one count only: the floor and the module alone are compared where the goals are.
+ONE_COUNT_MODES = ("floor", "module")
+GOAL_COUNT = 200
 
 
 def _playbooks(work: Path, count: int) -> dict:
@@ -54,6 +61,8 @@ def _playbooks(work: Path, count: int) -> dict:
                               "        key: \"{{ new_keys | join('\\n') }}\"\n",
         "posix-loop": header + "    - ansible.posix.authorized_key:\n        user: ecs-user\n        key: \"{{ item }}\"\n"
                                "      loop: \"{{ new_keys }}\"\n",
+        "module": header + "    - sshkeys.ecs.authorized_keys:\n        user: ecs-user\n        keys: \"{{ new_keys }}\"\n",
+        "floor": header,
     }
     paths = {}
     for mode, text in texts.items():
@@ -117,13 +126,20 @@ def remote(counts: list, loop_counts: list, lines: int, rounds: int, budget: flo
                     break
                 for count in every:
                     for mode in MODES:
-                        wanted = (count in loop_counts and round_ == 0) if mode == "posix-loop" else count in counts
-                        if wanted:
-                            times[count][mode].append(_measured_run(work, paths[count][mode], env, name,
-                                                                    lines + count))
+                        if _wanted(mode, count, counts, loop_counts, round_):
+                            expected = lines if mode == "floor" else lines + count
+                            times[count][mode].append(_measured_run(work, paths[count][mode], env, name, expected))
                             log(f"  {count:5d} keys {mode:10s} run {times[count][mode][-1][0]:8.2f} s   "
                                 f"tasks {times[count][mode][-1][1]:8.2f} s")
     return times
+
+
+def _wanted(mode: str, count: int, counts: list, loop_counts: list, round_: int) -> bool:
+    if mode == "posix-loop":
+        return count in loop_counts and round_ == 0
+    if mode in ONE_COUNT_MODES:
+        return count == GOAL_COUNT and count in counts
+    return count in counts
 
 
 def _measured_run(work: Path, path: Path, env: dict, name: str, expected: int) -> tuple:
@@ -137,26 +153,28 @@ def _measured_run(work: Path, path: Path, env: dict, name: str, expected: int) -
 
 
 def module_alone(sizes: list, keys: int, rounds: int, rng: random.Random) -> list:
-    """[(lines, median seconds)] of the module's own work adding `keys` keys to a file of that size."""
+    """[(lines, median seconds, median CPU seconds)] of the module's own work adding `keys` keys to a
+    file of that size (the CPU time is the process's own: other load on the machine hardly moves it)."""
     apply_mod = module_utils("_authorized_keys_apply")
     new = apply_mod.normalise_keys([random_key(rng, f"new-{i}") for i in range(keys)])
     results = []
     for size in sizes:
         base = "".join(random_key(rng, f"base-{i}") + "\n" for i in range(size))
-        samples = []
+        samples, cpu = [], []
         with tempfile.TemporaryDirectory() as tmp:
             os.mkdir(os.path.join(tmp, ".ssh"), 0o700)
             target = module_utils("_keys_target").Target(user="bench", uid=os.getuid(), gid=os.getgid(), home=tmp,
                                                          path=os.path.join(tmp, ".ssh", "authorized_keys"))
             for _attempt in range(rounds):
                 Path(target.path).write_text(base, encoding="utf-8")
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.process_time()
                 result = apply_mod.apply(target, new)
                 samples.append(time.perf_counter() - started)
+                cpu.append(time.process_time() - started_cpu)
                 if len(result["added"]) != keys:
                     raise SystemExit(f"the module added {len(result['added'])} keys, not {keys}")
-        results.append((size, median(samples)))
-        log(f"  module alone: {size:7d} lines  {median(samples) * 1000:9.1f} ms")
+        results.append((size, median(samples), median(cpu)))
+        log(f"  module alone: {size:7d} lines  {median(samples) * 1000:9.1f} ms  (CPU {median(cpu) * 1000:9.1f} ms)")
     return results
 
 
@@ -164,7 +182,7 @@ def measure(quick: bool) -> dict:
     rng = random.Random(20)
     sizes = [10, 100, 1000, 10000] if quick else [10, 100, 1000, 10000, 30000, 100000]
     alone = module_alone(sizes, 200, 3, rng)
-    counts = [10, 100] if quick else [10, 100, 200, 1000]
+    counts = [10, GOAL_COUNT] if quick else [10, 100, GOAL_COUNT, 1000]
     # The loop costs one module run per key (seconds each on a busy machine): it is measured at a
     # few small counts, enough for its per-key cost; the report extrapolates from those.
     loop_counts = [2, 4] if quick else [10, 20]

@@ -5,7 +5,7 @@ with each other for the CPUs), keeps the raw samples in results.json and renders
 the PNG plots from them (benchmarks/report.py). A section that fails is reported as failed and
 the others still run. Nothing here is a test: no figure can fail the run.
 
-    .venv-bench/bin/python benchmarks/run.py [--quick] [--only emulator,api,tasks,authorized_keys,rotation]
+    .venv-bench/bin/python benchmarks/run.py [--quick] [--only emulator,api,tasks,authorized_keys,rotation,payload]
                                              [--out DIR] [--from-json FILE]
 
 --quick is a smoke run (a minute or two): fewer rounds, smaller sizes, written to
@@ -28,6 +28,7 @@ from pathlib import Path
 import authorized_keys_bulk
 import ecs_keypair_task
 import emulator_load
+import payload
 import report
 import rotate_fleet
 from benchlib import PEERS, ROOT, VENV_BIN, ensure_peers, log
@@ -38,6 +39,7 @@ SECTIONS = {
     "tasks": ecs_keypair_task.measure_tasks,
     "authorized_keys": authorized_keys_bulk.measure,
     "rotation": rotate_fleet.measure,
+    "payload": payload.measure,
 }
 
 
