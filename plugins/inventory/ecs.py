@@ -36,70 +36,51 @@ options:
   alicloud_access_key:
     description:
       - The AccessKey ID used to sign requests.
-      - If not set, the environment (E(ALIBABA_CLOUD_ACCESS_KEY_ID) first), then the current (or
+      - If not set, the first of the environment variables E(ALIBABA_CLOUD_ACCESS_KEY_ID),
+        E(ALICLOUD_ACCESS_KEY) and E(ALICLOUD_ACCESS_KEY_ID) that is set, then the current (or
         O(alicloud_profile)) profile of the Alibaba Cloud CLI file C(~/.aliyun/config.json) in
         C(AK) or C(StsToken) mode.
       - May be a template, for example a lookup of a vaulted variable.
     type: str
     aliases: [access_key]
-    env:
-      - name: ALICLOUD_ACCESS_KEY_ID
-      - name: ALICLOUD_ACCESS_KEY
-      - name: ALIBABA_CLOUD_ACCESS_KEY_ID
   alicloud_secret_key:
     description:
       - The AccessKey secret that belongs to O(alicloud_access_key).
-      - If not set, the environment (E(ALIBABA_CLOUD_ACCESS_KEY_SECRET) first), then the CLI profile file.
+      - If not set, E(ALIBABA_CLOUD_ACCESS_KEY_SECRET), E(ALICLOUD_SECRET_KEY) or
+        E(ALICLOUD_ACCESS_KEY_SECRET), then the CLI profile file.
       - Never shown in output or error messages.
     type: str
     aliases: [secret_key]
-    env:
-      - name: ALICLOUD_ACCESS_KEY_SECRET
-      - name: ALICLOUD_SECRET_KEY
-      - name: ALIBABA_CLOUD_ACCESS_KEY_SECRET
   alicloud_security_token:
     description:
       - An STS security token, for temporary credentials.
-      - If not set, the environment (E(ALIBABA_CLOUD_SECURITY_TOKEN) first), then the C(sts_token)
-        of a C(StsToken) profile.
+      - If not set, E(ALIBABA_CLOUD_SECURITY_TOKEN) or E(ALICLOUD_SECURITY_TOKEN), then the
+        C(sts_token) of a C(StsToken) profile.
     type: str
     aliases: [security_token]
-    env:
-      - name: ALICLOUD_SECURITY_TOKEN
-      - name: ALIBABA_CLOUD_SECURITY_TOKEN
   alicloud_region:
     description:
       - The region to list when O(regions) is not set, for example C(cn-hangzhou).
-      - If not set, the environment (E(ALIBABA_CLOUD_REGION_ID) first), then the C(region_id) of
-        the CLI profile.
+      - If not set, E(ALIBABA_CLOUD_REGION_ID), E(ALICLOUD_REGION) or E(ALICLOUD_REGION_ID), then
+        the C(region_id) of the CLI profile.
     type: str
     aliases: [region]
-    env:
-      - name: ALICLOUD_REGION_ID
-      - name: ALICLOUD_REGION
-      - name: ALIBABA_CLOUD_REGION_ID
   alicloud_profile:
     description:
       - The profile of the Alibaba Cloud CLI file C(~/.aliyun/config.json) to read when the
         credentials or the region are not given otherwise. Defaults to the file's current profile.
+      - If not set, E(ALIBABA_CLOUD_PROFILE), E(ALIBABACLOUD_PROFILE) or E(ALICLOUD_PROFILE).
       - The file is not read when E(ALIBABA_CLOUD_CLI_PROFILE_DISABLED) is V(true).
     type: str
     aliases: [profile]
-    env:
-      - name: ALICLOUD_PROFILE
-      - name: ALIBABACLOUD_PROFILE
-      - name: ALIBABA_CLOUD_PROFILE
   ecs_endpoint:
     description:
       - The ECS API endpoint, as a host name (HTTPS is used) or a URL such as
         C(http://127.0.0.1:18080). It serves every region of O(regions).
-      - If not set, the environment (E(ALIBABA_CLOUD_ECS_ENDPOINT) first), else the regional
+      - If not set, E(ALIBABA_CLOUD_ECS_ENDPOINT) or E(ALICLOUD_ECS_ENDPOINT), else the regional
         endpoint C(ecs.<region>.aliyuncs.com) of each region.
     type: str
     aliases: [endpoint]
-    env:
-      - name: ALICLOUD_ECS_ENDPOINT
-      - name: ALIBABA_CLOUD_ECS_ENDPOINT
   ecs_signature_version:
     description:
       - How requests are signed. V(v3) is ACS3-HMAC-SHA256, what the current official SDK uses;
@@ -235,14 +216,20 @@ cache_timeout: 3600
 
 import hashlib
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.vars import combine_vars
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError, EcsClient
-from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_module import CredentialError, resolve_credentials
+from ansible_collections.sshkeys.ecs.plugins.module_utils._credentials import (
+    Connection,
+    CredentialError,
+    build_client,
+    from_environment,
+    resolve_connection,
+)
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError
 from ansible_collections.sshkeys.ecs.plugins.plugin_utils._ecs_inventory import (
     ANSIBLE_HOST_SOURCES,
     Filters,
@@ -258,6 +245,7 @@ from ansible_collections.sshkeys.ecs.plugins.plugin_utils._ecs_inventory import 
 # Options that may be templates (for example a vault lookup); everything else is taken as is.
 _TEMPLATED = ("alicloud_access_key", "alicloud_secret_key", "alicloud_security_token", "alicloud_region",
               "alicloud_profile", "ecs_endpoint")
+_SETTINGS = ("ecs_signature_version", "ecs_timeout", "ecs_retries", "ecs_retry_delay", "validate_certs")
 # Bumped when the cached data changes shape, so an old cache is not misread.
 _CACHE_FORMAT = 1
 
@@ -268,7 +256,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     NAME = "sshkeys.ecs.ecs"
 
     # Tests replace this with a client whose transport is fake.
-    client_factory: Any = EcsClient
+    client_factory: Any = None
 
     def verify_file(self, path: str) -> bool:
         if not super().verify_file(path):
@@ -306,36 +294,31 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             value = self.templar.template(value)
         return value
 
-    def _connection(self) -> Dict[str, Any]:
-        """Credentials, regions and endpoint; errors name the missing source, never a value."""
-        params = {name: self._option(name) for name in _TEMPLATED}
+    def _connection(self) -> Tuple[Connection, List[str]]:
+        """Credentials and settings (from the options, the environment, the CLI profile file) and
+        the regions to list; errors name the missing source, never a value."""
+        options = {name: self._option(name) for name in _TEMPLATED}
+        options.update({name: self.get_option(name) for name in _SETTINGS})
         try:
             regions = normalise_strings("regions", self.get_option("regions"))
         except InventoryConfigError as exc:
             raise AnsibleParserError(str(exc)) from None
-        if regions and not params["alicloud_region"]:
-            params["alicloud_region"] = regions[0]
+        if regions and not from_environment(options, os.environ, "alicloud_region"):
+            options["alicloud_region"] = regions[0]
         try:
-            credentials, region, endpoint = resolve_credentials(params, os.environ)
+            connection = resolve_connection(options, os.environ)
         except CredentialError as exc:
             raise AnsibleParserError(f"sshkeys.ecs.ecs inventory: {exc}") from None
-        timeout, retries, delay = (self.get_option("ecs_timeout"), self.get_option("ecs_retries"),
-                                   self.get_option("ecs_retry_delay"))
-        if retries < 0 or delay < 0 or timeout <= 0:
-            raise AnsibleParserError("ecs_retries and ecs_retry_delay must be 0 or more, and ecs_timeout more than 0")
-        return {"credentials": credentials, "regions": regions or [region], "endpoint": endpoint,
-                "settings": {"signature_version": self.get_option("ecs_signature_version"), "timeout": timeout,
-                             "retries": retries, "backoff_base": delay,
-                             "validate_certs": self.get_option("validate_certs")}}
+        return connection, regions or [connection.region]
 
     # -- reading the API -----------------------------------------------------------------------
 
     def _cached_or_fetched(self, path: str, cache: bool, filters: Filters) -> List[Dict[str, Any]]:
         """The host records, from the cache when it may be used and holds this query."""
-        connection = self._connection()
+        connection, regions = self._connection()
         # The cache entry names what it answers: regions, endpoint, account and filters.
-        query_id = "|".join((",".join(connection["regions"]), str(connection["endpoint"]),
-                             connection["credentials"].access_key_id, filters.fingerprint()))
+        query_id = "|".join((",".join(regions), str(connection.endpoint),
+                             connection.credentials.access_key_id, filters.fingerprint()))
         use_cache = bool(self.get_option("cache"))
         cache_key = self.get_cache_key(path)
         if use_cache and cache:
@@ -347,7 +330,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     and entry.get("query") == self._digest(query_id) and isinstance(entry.get("hosts"), list)):
                 self.display.vvv(f"sshkeys.ecs.ecs: {len(entry['hosts'])} instances from the cache")
                 return entry["hosts"]
-        hosts = self._fetch(connection, filters)
+        hosts = self._fetch(connection, regions, filters)
         if use_cache:
             self._cache[cache_key] = {"format": _CACHE_FORMAT, "query": self._digest(query_id), "hosts": hosts}
         return hosts
@@ -357,14 +340,13 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         # The access key id is part of the query; only its digest is stored in the cache.
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
-    def _fetch(self, connection: Dict[str, Any], filters: Filters) -> List[Dict[str, Any]]:
+    def _fetch(self, connection: Connection, regions: List[str], filters: Filters) -> List[Dict[str, Any]]:
         hosts: List[Dict[str, Any]] = []
         seen = set()
-        for region in connection["regions"]:
+        for region in regions:
             try:
-                client = self.client_factory(connection["credentials"], region, connection["endpoint"],
-                                             **connection["settings"])
-            except ValueError as exc:
+                client = build_client(connection, region, factory=self.client_factory)
+            except CredentialError as exc:
                 raise AnsibleParserError(f"sshkeys.ecs.ecs inventory: {exc}") from None
             for query in filters.queries():
                 try:

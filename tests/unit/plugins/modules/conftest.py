@@ -14,7 +14,7 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils import _ecs_client, _ecs_module
+from ansible_collections.sshkeys.ecs.plugins.module_utils import _credentials, _ecs_client
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError, EcsClient
 
 MUTATIONS = {"CreateKeyPair", "ImportKeyPair", "DeleteKeyPairs", "TagResources", "UntagResources",
@@ -199,7 +199,7 @@ def fake_ecs(monkeypatch):
     FakeEcs.late = []
     FakeEcs.strict_delete = False
     FakeEcs.seen_credentials = []
-    monkeypatch.setattr(_ecs_module, "EcsClient", FakeEcs)
+    monkeypatch.setattr(_credentials, "EcsClient", FakeEcs)
     monkeypatch.setenv("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "true")
     for name in ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_REGION_ID",
                  "ALIBABA_CLOUD_ECS_ENDPOINT", "ALIBABA_CLOUD_SECURITY_TOKEN", "ALICLOUD_ACCESS_KEY",

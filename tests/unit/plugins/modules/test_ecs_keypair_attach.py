@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils import _attach, _ecs_client, _ecs_module
+from ansible_collections.sshkeys.ecs.plugins.module_utils import _attach, _credentials, _ecs_client
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError, EcsClient
 from ansible_collections.sshkeys.ecs.plugins.modules import ecs_keypair_attach
 
@@ -102,7 +102,7 @@ def fleet(monkeypatch):
     Fleet.instances = {}
     Fleet.log = []
     Fleet.faults = {}
-    monkeypatch.setattr(_ecs_module, "EcsClient", Fleet)
+    monkeypatch.setattr(_credentials, "EcsClient", Fleet)
     # The reboot wait polls without sleeping, on a clock that moves one second per look.
     ticks = iter(range(0, 100000))
     monkeypatch.setattr(_attach.time, "monotonic", lambda: float(next(ticks)))
