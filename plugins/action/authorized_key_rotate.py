@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 from typing import Any, Dict, List, Optional
 
 from ansible.errors import AnsibleError
@@ -26,6 +28,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._rotate import (
 from ansible_collections.sshkeys.ecs.plugins.plugin_utils._login_proof import (
     Outcome,
     ProofError,
+    SessionStep,
     Target,
     check_private_key_file,
     prove,
@@ -45,6 +48,40 @@ class StepFailed(SshKeysError):
         super().__init__(message)
         self.step = step
         self.extra = extra or {}
+
+
+class Run:
+    """One rotation past its add step: what the later steps and the roll back need."""
+
+    def __init__(self, params: Dict[str, Any], added: Dict[str, Any], written: List[str]) -> None:
+        self.params = params
+        self.added = added
+        self.written = written
+        self.verification: Dict[str, Any] = {}
+        self.session_answer_lost = False
+
+    def record_removal(self, removed: Dict[str, Any], summary: Dict[str, Any]) -> None:
+        if removed.get("failed"):
+            raise StepFailed("remove_old", f"removing the old key failed: {removed.get('msg')}")
+        if removed.get("written"):
+            self.written.append(removed["written"])
+        summary["removed"] = removed.get("removed", [])
+        if self.session_answer_lost and not summary["removed"]:
+            # Found done: the step inside the login removed them before its answer was lost.
+            summary["removed"] = self.added.get("old_keys", [])
+        summary["backup_file"] = summary["backup_file"] or removed.get("backup_file")
+
+
+def module_result(output: str) -> Optional[Dict[str, Any]]:
+    """The JSON result a module printed (after anything a login shell printed first), or None."""
+    start = output.find("{")
+    if start < 0:
+        return None
+    try:
+        result, _end = json.JSONDecoder().raw_decode(output[start:])
+    except ValueError:
+        return None
+    return result if isinstance(result, dict) else None
 
 
 class ActionModule(ActionBase):
@@ -132,6 +169,11 @@ class ActionModule(ActionBase):
         args = {name: params[name] for name in HOST_OPTIONS}
         args["_phase"] = phase
         args.update(extra or {})
+        return self._run_step(args, task_vars, check_mode)
+
+    def _run_step(self, args: Dict[str, Any], task_vars: Dict[str, Any],
+                  check_mode: Optional[bool] = None) -> Dict[str, Any]:
+        """One run of the host module over Ansible's connection."""
         saved = self._task.check_mode
         if check_mode is not None:
             self._task.check_mode = check_mode
@@ -140,7 +182,7 @@ class ActionModule(ActionBase):
         except AnsibleError as exc:
             # A dropped connection raises instead of returning a result: the step may or may not
             # have run on the host, which the messages built from this say.
-            return {"failed": True, "msg": f"the connection failed during the {phase} step: {exc}",
+            return {"failed": True, "msg": f"the connection failed during the {args['_phase']} step: {exc}",
                     "reason": "connection"}
         finally:
             self._task.check_mode = saved
@@ -164,65 +206,110 @@ class ActionModule(ActionBase):
             summary.update(changed=True, added=new_fp if added["outcome"] != "both" else None,
                            removed=added.get("old_keys", []))
             return summary
-        written: List[str] = [sha for sha in [added.get("written")] if sha]
         summary.update(changed=True, added=new_fp if added["outcome"] == "added" else None)
-        verification: Dict[str, Any] = {}
+        run = Run(params, added, [sha for sha in [added.get("written")] if sha])
         try:
-            if params["verify"]:
-                verification.update(host=target.host, port=target.port, user=target.user,
-                                    new_key_login=False, old_key_rejected=None)
-                outcome = self._prove(target, params["new_private_key_path"], new_fp,
-                                      bool(added.get("forced_command")))
-                if not outcome.logged_in:
-                    raise StepFailed("new_key_login", f"the new key {new_fp} did not log in as {target.user} at "
-                                     f"{self._where(target)}: {outcome.detail}")
-                verification["new_key_login"] = True
-            # The run's backup goes with the removal, unless the old-key check may still need it.
-            keep_backup = params["verify_old_key_rejected"]
-            removed = self._step("remove_old", dict(params, backup=params["backup"] and not added.get("backup_file")),
-                                 task_vars, check_mode=False,
-                                 extra=None if keep_backup else {"_run_backup": added.get("run_backup")})
-            if removed.get("failed"):
-                raise StepFailed("remove_old", f"removing the old key failed: {removed.get('msg')}")
-            if removed.get("written"):
-                written.append(removed["written"])
-            summary["removed"] = removed.get("removed", [])
-            summary["backup_file"] = summary["backup_file"] or removed.get("backup_file")
+            removed = self._prove_and_remove(run, target, new_fp, task_vars)
+            run.record_removal(removed, summary)
             if params["verify_old_key_rejected"]:
-                verification.setdefault("host", target.host)
-                verification.update(port=target.port, user=target.user)
-                old_fp = self._public_key_of(params["old_private_key_path"], "old_private_key_path").fingerprint("sha256")
-                outcome = self._prove(target, params["old_private_key_path"], old_fp)
-                if outcome.logged_in:
-                    raise StepFailed("old_key_rejected", f"the old key {old_fp} still logs in as {target.user} at "
-                                     f"{self._where(target)} after it was removed from {summary['path']}: "
-                                     "something else authorizes it (another AuthorizedKeysFile, an "
-                                     "AuthorizedKeysCommand or a certificate authority)")
-                if not outcome.refused:
-                    raise StepFailed("old_key_rejected", f"could not prove that the old key {old_fp} is refused: "
-                                     f"{outcome.detail}")
-                verification["old_key_rejected"] = True
-                self._step("forget", params, task_vars, extra={"_run_backup": added.get("run_backup")},
-                           check_mode=False)
+                self._check_old_key_rejected(run, target, summary, task_vars)
         except Exception as exc:  # pylint: disable=broad-exception-caught
             # Whatever went wrong after the add step, the file goes back before the error is
             # reported: an unexpected error must not leave the rotation half done.
-            if not isinstance(exc, StepFailed):
-                exc = StepFailed("internal", f"unexpected {type(exc).__name__} during the rotation: {exc}")
-            failed = self._roll_back(params, added, written, task_vars, exc)
-            if failed.pop("completed", False):
-                # Only the removal's answer was lost: the host shows the rotation done, and the
-                # new key proved itself before the removal ran.
-                summary.update(removed=added.get("old_keys", []), warnings=[
-                    f"{exc}; the host shows the removal completed before the connection dropped: the rotation is "
-                    "done (the new key logged in before the old one was removed)"])
-                failed = summary
-            if verification:
-                failed["verification"] = verification
-            return failed
-        if verification:
-            summary["verification"] = verification
+            return self._after_failure(run, summary, exc, task_vars)
+        if run.verification:
+            summary["verification"] = run.verification
         return summary
+
+    def _prove_and_remove(self, run: "Run", target: Optional[Target], new_fp: str,
+                          task_vars: Dict[str, Any]) -> Dict[str, Any]:
+        """The new key's login, and the removal of the old key inside that very login when it can
+        run there: two round trips for the whole rotation. Where it cannot (no proof asked for, a
+        forced command on the key, a proof as another user) or it did not finish, the removal
+        runs over Ansible's connection once the login is proved."""
+        params = run.params
+        if not params["verify"]:
+            return self._remove_old(run, task_vars)
+        run.verification.update(host=target.host, port=target.port, user=target.user, new_key_login=False,
+                                old_key_rejected=None)
+        step = self._removal_step(run, task_vars) if self._in_session(params, run.added) else None
+        outcome = self._prove(target, params["new_private_key_path"], new_fp, bool(run.added.get("forced_command")),
+                              step)
+        if not outcome.logged_in:
+            raise StepFailed("new_key_login", f"the new key {new_fp} did not log in as {target.user} at "
+                             f"{self._where(target)}: {outcome.detail}")
+        run.verification["new_key_login"] = True
+        removed = module_result(outcome.output) if step is not None else None
+        if removed is not None and not removed.get("failed"):
+            run.verification["removed_in_login"] = True
+            return removed
+        if step is not None and removed is None:
+            # The session ran the step, but its answer did not come back: it may have removed the
+            # old key already, which the removal over Ansible's connection then finds done.
+            run.session_answer_lost = True
+        return self._remove_old(run, task_vars)
+
+    @staticmethod
+    def _in_session(params: Dict[str, Any], added: Dict[str, Any]) -> bool:
+        # The session is the file owner's own login: a forced command would run instead, and a
+        # login as someone else may not be allowed to change the file.
+        return not added.get("forced_command") and params["verify_user"] in (None, params["user"])
+
+    def _removal_args(self, run: "Run") -> Dict[str, Any]:
+        params, added = run.params, run.added
+        args = {name: params[name] for name in HOST_OPTIONS}
+        args.update(_phase="remove_old", backup=params["backup"] and not added.get("backup_file"))
+        if not params["verify_old_key_rejected"]:
+            # The run's backup goes with the removal, unless the old-key check may still need it.
+            args["_run_backup"] = added.get("run_backup")
+        return args
+
+    def _removal_step(self, run: "Run", task_vars: Dict[str, Any]) -> SessionStep:
+        """The remove_old step as a payload the proof's session runs with the host's interpreter."""
+        args = self._removal_args(run)
+        self._update_module_args(MODULE, args, task_vars)
+        built, _path = self._configure_module(module_name=MODULE, module_args=args, task_vars=task_vars)
+        interpreter = built.shebang.replace("#!", "", 1).strip() if built.shebang else "/usr/bin/python3"
+        return SessionStep(command=shlex.join(shlex.split(interpreter)), stdin=built.b_module_data, args=args)
+
+    def _remove_old(self, run: "Run", task_vars: Dict[str, Any]) -> Dict[str, Any]:
+        return self._run_step(self._removal_args(run), task_vars, check_mode=False)
+
+    def _check_old_key_rejected(self, run: "Run", target: Target, summary: Dict[str, Any],
+                                task_vars: Dict[str, Any]) -> None:
+        params = run.params
+        run.verification.setdefault("host", target.host)
+        run.verification.update(port=target.port, user=target.user)
+        old_fp = self._public_key_of(params["old_private_key_path"], "old_private_key_path").fingerprint("sha256")
+        outcome = self._prove(target, params["old_private_key_path"], old_fp)
+        if outcome.logged_in:
+            raise StepFailed("old_key_rejected", f"the old key {old_fp} still logs in as {target.user} at "
+                             f"{self._where(target)} after it was removed from {summary['path']}: something else "
+                             "authorizes it (another AuthorizedKeysFile, an AuthorizedKeysCommand or a certificate "
+                             "authority)")
+        if not outcome.refused:
+            raise StepFailed("old_key_rejected", f"could not prove that the old key {old_fp} is refused: "
+                             f"{outcome.detail}")
+        run.verification["old_key_rejected"] = True
+        self._step("forget", params, task_vars, extra={"_run_backup": run.added.get("run_backup")}, check_mode=False)
+
+    def _after_failure(self, run: "Run", summary: Dict[str, Any], exc: Exception,
+                       task_vars: Dict[str, Any]) -> Dict[str, Any]:
+        if not isinstance(exc, StepFailed):
+            exc = StepFailed("internal", f"unexpected {type(exc).__name__} during the rotation: {exc}")
+        if isinstance(exc, StepFailed) and exc.step == "old_key_rejected" and run.verification:
+            run.verification["old_key_rejected"] = False
+        failed = self._roll_back(run.params, run.added, run.written, task_vars, exc)
+        if failed.pop("completed", False):
+            # Only the removal's answer was lost: the host shows the rotation done, and the new key
+            # proved itself before the removal ran.
+            summary.update(removed=run.added.get("old_keys", []), warnings=[
+                f"{exc}; the host shows the removal completed before the connection dropped: the rotation is "
+                "done (the new key logged in before the old one was removed)"])
+            failed = summary
+        if run.verification:
+            failed["verification"] = run.verification
+        return failed
 
     def _roll_back(self, params: Dict[str, Any], added: Dict[str, Any], written: List[str],
                    task_vars: Dict[str, Any], error: StepFailed) -> Dict[str, Any]:
@@ -253,9 +340,10 @@ class ActionModule(ActionBase):
     def _where(target: Target) -> str:
         return f"{target.host}:{target.port}" if target.port else target.host
 
-    def _prove(self, target: Target, key_path: str, fingerprint: str, forced_command: bool = False) -> Outcome:
+    def _prove(self, target: Target, key_path: str, fingerprint: str, forced_command: bool = False,
+               step: Optional[SessionStep] = None) -> Outcome:
         """The seam the unit tests replace: one ssh process of its own."""
-        outcome, _args = prove(target, key_path, fingerprint, forced_command)
+        outcome, _args = prove(target, key_path, fingerprint, forced_command, step)
         return outcome
 
     def _connection_value(self, name: str) -> Any:

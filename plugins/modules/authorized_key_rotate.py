@@ -18,7 +18,11 @@ description:
     separate C(ssh) process logs in with O(new_private_key_path) - no connection sharing, no
     agent, only that key (C(IdentitiesOnly), C(BatchMode), C(ControlPath=none)) - to the host,
     port and user of the rotation and runs a command whose output is checked; (3) only then the
-    old key is removed; (4) optionally a login with O(old_private_key_path) must now be refused."
+    old key is removed, inside that very login (the module's own step, run by the host's Python
+    in the new key's session), so the proof and the removal are one round trip; where that
+    session cannot do it (a forced C(command=) on the key, a proof as another user with
+    O(verify_user)) or it does not finish, the removal runs over Ansible's connection after the
+    proof; (4) optionally a login with O(old_private_key_path) must now be refused."
   - If any step fails, the file is put back as it was and the task fails saying what happened;
     the old key keeps working. The file is put back from a copy the host keeps next to it for the
     run (mode C(0600), removed when the rotation ends), so no file content travels to the controller
@@ -253,6 +257,10 @@ verification:
       type: str
     new_key_login:
       description: Whether the new key logged in and the check command ran.
+      type: bool
+    removed_in_login:
+      description: Whether the old key was removed inside the new key's own login (the proof and the
+        removal in one round trip); absent when it was removed over Ansible's connection.
       type: bool
     old_key_rejected:
       description: Whether a login with the old key was refused; null when not tried.

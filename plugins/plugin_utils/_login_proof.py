@@ -72,13 +72,26 @@ class Target:
 
 @dataclass
 class Outcome:
-    """What one ssh run showed. ``logged_in`` is the proof; ``refused`` a clean refusal."""
+    """What one ssh run showed. ``logged_in`` is the proof; ``refused`` a clean refusal;
+    ``output`` what the session printed after the proof's token (a step's own output)."""
 
     logged_in: bool
     refused: bool
     detail: str
     accepted_fingerprint: Optional[str] = None
     returncode: Optional[int] = None
+    output: str = ""
+
+
+@dataclass
+class SessionStep:
+    """A command the proof's own session runs once the token is out, with its input on stdin
+    (a module's payload and the interpreter that runs it). ``args`` are what the payload carries,
+    kept for whoever stands in for the session in tests; they are never sent separately."""
+
+    command: str
+    stdin: bytes
+    args: dict = field(default_factory=dict)
 
 
 def sanitise_args(args: Sequence[str]) -> List[str]:
@@ -149,8 +162,11 @@ def check_private_key_file(path: str, what: str) -> bytes:
         os.close(fd)
 
 
-def command_line(target: Target, key_path: str, token: str) -> List[str]:
-    """The ssh command of one proof. Our -o come first: ssh keeps the first value of each option."""
+def command_line(target: Target, key_path: str, token: str, step: Optional[SessionStep] = None) -> List[str]:
+    """The ssh command of one proof. Our -o come first: ssh keeps the first value of each option.
+
+    The remote command prints the token, then (with ``step``) runs the step in the same session:
+    the token proves the session runs commands, the step's output follows it."""
     args = [
         target.ssh_executable, "-v", "-T",
         "-o", "BatchMode=yes",
@@ -177,7 +193,7 @@ def command_line(target: Target, key_path: str, token: str) -> List[str]:
         args += ["-o", "StrictHostKeyChecking=no"]
     args += sanitise_args(target.extra_args)
     # "--" so that a host name can never be read as an option.
-    args += ["--", target.host, f"echo {token}"]
+    args += ["--", target.host, f"echo {token}" + (f" && {step.command}" if step else "")]
     return args
 
 
@@ -196,8 +212,11 @@ def interpret(returncode: int, stdout: str, stderr: str, token: str,
         return Outcome(False, False, f"the server accepted a different key ({accepted_fp}), not {fingerprint}: "
                        "an ssh_config IdentityFile or certificate was used", accepted_fp, returncode)
     if authenticated and accepted_fp == fingerprint:
-        if returncode == 0 and token in stdout.split():
-            return Outcome(True, False, "logged in and ran the check command", accepted_fp, returncode)
+        lines = stdout.splitlines()
+        if token in (line.strip() for line in lines):
+            after = lines.index(next(line for line in lines if line.strip() == token)) + 1
+            return Outcome(True, False, "logged in and ran the check command", accepted_fp, returncode,
+                           "\n".join(lines[after:]))
         if forced_command:
             return Outcome(True, False, "logged in; the key's forced command ran instead of the check command",
                            accepted_fp, returncode)
@@ -218,15 +237,18 @@ def _messages(stderr: str, limit: int = 3) -> str:
     return "; ".join(line.rstrip(".") for line in lines[-limit:])
 
 
-def prove(target: Target, key_path: str, fingerprint: str, forced_command: bool = False) -> Tuple[Outcome, List[str]]:
-    """Run one proof; returns the outcome and the command line (which holds a path, never a key)."""
+def prove(target: Target, key_path: str, fingerprint: str, forced_command: bool = False,
+          step: Optional[SessionStep] = None) -> Tuple[Outcome, List[str]]:
+    """Run one proof (and ``step`` in its session); returns the outcome and the command line (which
+    holds a path, never a key)."""
     token = new_token()
-    args = command_line(target, key_path, token)
+    args = command_line(target, key_path, token, step)
     try:
-        done = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              errors="replace", timeout=max(3 * int(target.timeout), 15), check=False)
+        done = subprocess.run(args, input=step.stdin if step else b"", capture_output=True,
+                              timeout=max(3 * int(target.timeout), 15), check=False)
     except FileNotFoundError:
         return Outcome(False, False, f"{target.ssh_executable} was not found on the controller"), args
     except subprocess.TimeoutExpired:
         return Outcome(False, False, f"ssh did not finish within {max(3 * int(target.timeout), 15)} s"), args
-    return interpret(done.returncode, done.stdout, done.stderr, token, fingerprint, forced_command), args
+    stdout, stderr = (text.decode("utf-8", "replace") for text in (done.stdout, done.stderr))
+    return interpret(done.returncode, stdout, stderr, token, fingerprint, forced_command), args

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import subprocess
 import threading
 import time
 from typing import Any, Dict, List
@@ -256,12 +257,62 @@ def test_controller_killed_during_proof(ansible, host, setup, section, request):
     assert new_ok and setup["old"].public_body not in after
 
 
+def _judge_completed(host, keys_, run, section, request, label: str) -> None:
+    """For the cases where the rotation must still complete: the new key logs in, the old one no
+    longer does, and the task did not fail."""
+    now = host.read("/home/ecs-user/.ssh/authorized_keys")
+    new_ok, old_ok = logs_in(host, keys_["new"]), logs_in(host, keys_["old"])
+    section.add([label, "yes" if run.rc != 0 else "no (rotation completed)", "no (not needed)",
+                 f"no (replaced; the new key logs in: {'yes' if new_ok else 'NO'})",
+                 "no (rotated)" if keys_["new"].public_body in now else "NO"], node=request.node)
+    assert run.rc == 0, run.stdout[-3000:]
+    assert new_ok, "LOCKOUT: the new key does not log in"
+    assert not old_ok and keys_["old"].public_body not in now
+
+
+def test_removal_inside_the_login_fails_half_way(ansible, host, setup, section, request):
+    """The new key logs in, but the removal inside its login fails (ecs-user may not write its
+    ~/.ssh, owned by root here): nothing was changed by it, and the removal runs again over
+    Ansible's connection (as root), so the rotation completes with its proof."""
+    host.exec("chown root:root /home/ecs-user/.ssh && chmod 0755 /home/ecs-user/.ssh")
+    try:
+        run = _rotate(ansible, host, setup)
+    finally:
+        host.exec("chown ecs-user:ecs-user /home/ecs-user/.ssh && chmod 0700 /home/ecs-user/.ssh")
+    _judge_completed(host, setup, run, section, request,
+                     "removal inside the new key's login fails half way (its ~/.ssh not writable)")
+    assert run.result["verification"]["new_key_login"] is True
+    assert "removed_in_login" not in run.result["verification"]
+
+
+def test_connection_drops_after_the_removal_before_its_answer(ansible, host, setup, section, request, tmp_path):
+    """The proof's session removes the old key, then its answer is lost (an ssh that keeps only
+    the token line of the proof's output): the rotation is found done, not undone."""
+    wrapper = tmp_path / "ssh"
+    wrapper.write_text('#!/bin/sh\ncase "$*" in\n  *sshkeys-ecs-proof-*"&&"*) ssh "$@" | head -n 1 ;;\n'
+                       '  *) exec ssh "$@" ;;\nesac\n')
+    wrapper.chmod(0o755)
+    line = host.inventory_line(setup["admin"]).rstrip("\n") + f" ansible_ssh_executable={wrapper}\n"
+    args = {"user": "ecs-user", "old_key": [setup["old"].public], "new_key": setup["new"].public,
+            "new_private_key_path": str(setup["new"].path), "verify_timeout": 5,
+            "verify_ssh_args": ["-o StrictHostKeyChecking=no", "-o UserKnownHostsFile=/dev/null"]}
+    run = ansible.run_task("sshkeys.ecs.authorized_key_rotate", args, hosts=host.name, verbosity=1, inventory=line)
+    _judge_completed(host, setup, run, section, request,
+                     "connection drops after the removal inside the login, before its answer")
+    fingerprint = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", str(setup["old"].path) + ".pub"],
+                                 capture_output=True, text=True, check=True).stdout.split()[1]
+    assert run.result["removed"] == [fingerprint]
+    assert "removed_in_login" not in run.result["verification"]
+
+
 def test_rotation_succeeds_when_nothing_breaks(ansible, host, setup, figures):
     """The control case: on the same host, with the same keys, an unbroken rotation goes through
     (so the failures above come from what each test broke, not from the setup)."""
     run = _rotate(ansible, host, setup)
     after = host.read("/home/ecs-user/.ssh/authorized_keys")
     assert run.rc == 0, run.stdout[-3000:]
+    # Two round trips: the removal ran inside the new key's own login.
+    assert run.result["verification"]["removed_in_login"] is True
     assert logs_in(host, setup["new"])
     assert not logs_in(host, setup["old"])
     assert hashlib.sha256(after.encode()).hexdigest() != hashlib.sha256(setup["original"].encode()).hexdigest()

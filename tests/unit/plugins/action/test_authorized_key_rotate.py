@@ -7,6 +7,7 @@ it was, and nothing may be changed before the inputs are checked."""
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 from unittest.mock import MagicMock
@@ -17,7 +18,9 @@ from ansible.errors import AnsibleConnectionFailure
 from ansible_collections.sshkeys.ecs.plugins.action.authorized_key_rotate import ActionModule
 from ansible_collections.sshkeys.ecs.plugins.module_utils._private_keys import generate_private_key
 from ansible_collections.sshkeys.ecs.plugins.module_utils._rotate import RotateError, run_step
-from ansible_collections.sshkeys.ecs.plugins.plugin_utils._login_proof import Outcome, command_line
+from ansible_collections.sshkeys.ecs.plugins.plugin_utils._login_proof import Outcome, SessionStep, command_line
+
+MODULE_NAME = "sshkeys.ecs.authorized_key_rotate"
 
 ME = pwd.getpwuid(os.getuid()).pw_name
 
@@ -94,12 +97,24 @@ def make(args, host: Host, proofs=(), check=False, diff=False):
         module_name, module_args, task_vars, check_mode=task.check_mode)
     queue = list(proofs)
     action.proofs = []
+    action.session_steps = []
 
-    def prove(target, key_path, fingerprint, forced_command=False):
+    def prove(target, key_path, fingerprint, forced_command=False, step=None):
         action.proofs.append((target, key_path, fingerprint))
-        return queue.pop(0)
+        outcome = queue.pop(0)
+        if step is None or not outcome.logged_in:
+            return outcome
+        # The session runs the step the way the host would, as the login's own user.
+        action.session_steps.append(step.args["_phase"])
+        try:
+            result = host(MODULE_NAME, dict(step.args), {}, check_mode=False)
+        except AnsibleConnectionFailure:
+            return Outcome(outcome.logged_in, outcome.refused, outcome.detail, output="")
+        return Outcome(outcome.logged_in, outcome.refused, outcome.detail, output="motd line\n" + json.dumps(result))
 
     action._prove = prove
+    action._removal_step = lambda run, task_vars: SessionStep(
+        command="/usr/bin/python3", stdin=b"", args=action._removal_args(run))
     return action
 
 
@@ -117,10 +132,10 @@ def test_rotation_proves_then_removes(keyfile, keys):
     result = action.run(task_vars={})
     assert not result.get("failed"), result
     assert result["changed"] and result["added"] == NEW.fingerprint() and result["removed"] == [OLD.fingerprint()]
-    assert result["verification"] == {"host": "127.0.0.9", "port": 2222, "user": ME,
-                                      "new_key_login": True, "old_key_rejected": True}
+    assert result["verification"] == {"host": "127.0.0.9", "port": 2222, "user": ME, "new_key_login": True,
+                                      "removed_in_login": True, "old_key_rejected": True}
     assert keyfile.read_text() == f"# keys\nno-pty {NEW.line()}\n"
-    assert host.calls == ["add", "remove_old", "forget"]
+    assert host.calls == ["add", "remove_old", "forget"] and action.session_steps == ["remove_old"]
     assert sorted(os.listdir(keyfile.parent)) == [".authorized_keys.lock", "authorized_keys"]
     target, key_path, fingerprint = action.proofs[0]
     assert (key_path, fingerprint) == (keys["new"], NEW.fingerprint())
@@ -301,3 +316,77 @@ def test_an_unexpected_error_after_the_add_step_rolls_back(keyfile, keys):
     assert result["failed"] and result["rolled_back"] and result["step"] == "internal"
     assert "RuntimeError" in result["msg"]
     assert keyfile.read_text() == ORIGINAL
+
+
+def test_the_removal_runs_inside_the_proof_login(keyfile, keys):
+    # Two round trips: the add step over Ansible's connection, then one ssh login with the new key
+    # that proves it and removes the old key in the same session.
+    host = Host()
+    action = make(rotate_args(keyfile, keys), host, [LOGGED_IN])
+    result = action.run(task_vars={})
+    assert not result.get("failed") and result["removed"] == [OLD.fingerprint()], result
+    assert host.calls == ["add", "remove_old"] and action.session_steps == ["remove_old"]
+    assert result["verification"]["removed_in_login"] is True
+    assert keyfile.read_text() == f"# keys\nno-pty {NEW.line()}\n"
+    assert sorted(os.listdir(keyfile.parent)) == [".authorized_keys.lock", "authorized_keys"]
+
+
+def test_a_removal_that_fails_inside_the_login_is_done_over_ansibles_connection(keyfile, keys):
+    # The new key logged in (the proof holds), but the step in its session failed half way (it
+    # changes nothing: one atomic write): the removal runs again the usual way.
+    host = Host()
+    action = make(rotate_args(keyfile, keys), host, [LOGGED_IN])
+    proved = action._prove
+
+    def failing_in_session(target, key_path, fingerprint, forced_command=False, step=None):
+        outcome = proved(target, key_path, fingerprint, forced_command, None)
+        return Outcome(outcome.logged_in, outcome.refused, outcome.detail,
+                       output=json.dumps({"failed": True, "msg": "Permission denied"}))
+
+    action._prove = failing_in_session
+    result = action.run(task_vars={})
+    assert not result.get("failed") and result["removed"] == [OLD.fingerprint()], result
+    assert host.calls == ["add", "remove_old"] and "removed_in_login" not in result["verification"]
+    assert keyfile.read_text() == f"# keys\nno-pty {NEW.line()}\n"
+
+
+@pytest.mark.parametrize("output", ["", "{not json", "Last login: yesterday\n"])
+def test_a_session_that_printed_no_result_falls_back(keyfile, keys, output):
+    host = Host()
+    action = make(rotate_args(keyfile, keys), host, [LOGGED_IN])
+    proved = action._prove
+    action._prove = lambda target, key_path, fingerprint, forced_command=False, step=None: Outcome(
+        True, False, proved(target, key_path, fingerprint, forced_command, None).detail, output=output)
+    result = action.run(task_vars={})
+    assert not result.get("failed") and host.calls == ["add", "remove_old"]
+    assert OLD.identity() not in keyfile.read_text()
+
+
+@pytest.mark.parametrize("extra", [
+    {"verify_user": "someone-else"},
+    {"keep_options": False, "new_key": f'command="true" {NEW.line()}'},
+])
+def test_no_removal_in_a_session_that_cannot_do_it(keyfile, keys, extra):
+    host = Host()
+    action = make(rotate_args(keyfile, keys, **extra), host, [LOGGED_IN])
+    result = action.run(task_vars={})
+    assert not result.get("failed"), result
+    assert action.session_steps == [] and host.calls == ["add", "remove_old"]
+
+
+def test_the_session_step_carries_no_key_material_and_no_file_content(keyfile, keys):
+    host = Host()
+    action = make(rotate_args(keyfile, keys), host, [LOGGED_IN])
+    steps = []
+    real = action._removal_step
+
+    def recording(run, task_vars):
+        step = real(run, task_vars)
+        steps.append(step)
+        return step
+
+    action._removal_step = recording
+    action.run(task_vars={})
+    text = json.dumps(steps[0].args)
+    assert "# keys" not in text and NEW_PRIVATE not in text and OLD_PRIVATE not in text
+    assert steps[0].args["_phase"] == "remove_old" and steps[0].args["_run_backup"]
