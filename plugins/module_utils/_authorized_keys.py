@@ -146,7 +146,7 @@ def _check_key_data(key_type: str, key_base64: str, checked: bool = False) -> Tu
         return None, "the key data is not base64"
     if len(key_base64) % 4:
         return None, "the key data is not valid base64"
-    prefix, rest, size = _type_prefix(key_type)
+    prefix, rest, size = _PREFIXES.get(key_type) or _type_prefix(key_type)
     if not (key_base64.startswith(prefix) and len(key_base64) // 4 * 3 - key_base64.count("=", -2) >= size
             and (not rest or binascii.a2b_base64(key_base64[len(prefix):len(prefix) + 4]).startswith(rest))):
         return None, _key_data_problem(key_type, key_base64)
@@ -427,19 +427,13 @@ class AuthorizedKeys:
 
     @classmethod
     def parse(cls, text: str) -> "AuthorizedKeys":
-        lines: List[KeyLine] = []
         pieces = text.split("\n")
-        for index, piece in enumerate(pieces):
-            last = index == len(pieces) - 1
-            if last and piece == "":
-                break
-            if last:
-                raw, eol = piece, ""
-            elif piece.endswith("\r"):
-                raw, eol = piece[:-1], "\r\n"
-            else:
-                raw, eol = piece, "\n"
-            lines.append(_classify(raw, eol, index + 1))
+        last = pieces.pop()  # what follows the final newline: "" unless the last line has none
+        classify = _classify
+        lines = [classify(piece[:-1], "\r\n", number) if piece.endswith("\r") else classify(piece, "\n", number)
+                 for number, piece in enumerate(pieces, start=1)]
+        if last:
+            lines.append(classify(last, "", len(pieces) + 1))
         return cls(lines)
 
     def render(self) -> str:
@@ -469,7 +463,7 @@ class AuthorizedKeys:
             index: dict = {}
             for line in self.lines:
                 if line.kind == "key":
-                    index.setdefault(line.identity(), []).append(line)
+                    index.setdefault(line.ident, []).append(line)
             self._index = index
         return list(self._index.get(wanted, ()))
 
