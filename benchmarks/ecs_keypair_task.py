@@ -203,7 +203,7 @@ def api_economy(sizes: list) -> list:
             attach_name = f"bench-attach-{size}"
             _import(setup, [attach_name], public)
             attached = _counted(emulator, _attach, emulator, attach_name, instance_ids[:size])
-            holding = [item for item in setup.describe_instances() if item.get("KeyPairName") == attach_name]
+            holding = module_utils("_ecs_api").instances_holding(setup, attach_name)
             if len(holding) != size:
                 raise SystemExit(f"attach left {len(holding)} of {size} instances with the key pair")
             row["attach"] = _figure(attached, "AttachKeyPair", math.ceil(size / 50))

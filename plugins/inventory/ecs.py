@@ -229,6 +229,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._credentials import (
     from_environment,
     resolve_connection,
 )
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_api import describe_instances
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError
 from ansible_collections.sshkeys.ecs.plugins.plugin_utils._ecs_inventory import (
     ANSIBLE_HOST_SOURCES,
@@ -350,7 +351,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 raise AnsibleParserError(f"sshkeys.ecs.ecs inventory: {exc}") from None
             for query in filters.queries():
                 try:
-                    items = client.describe_instances(instance_ids=filters.instance_ids or None, extra=query)
+                    items = describe_instances(client, instance_ids=filters.instance_ids or None, **query)
                     found = select(items, region, filters)
                 except EcsApiError as error:
                     raise AnsibleParserError(

@@ -10,8 +10,16 @@ import re
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils._bind import first_error, send_batches
 from ansible_collections.sshkeys.ecs.plugins.module_utils._changes import PartialChangeError, join_ids
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_api import (
+    WINDOWS_CODE,
+    attach_key_pair,
+    describe_instances,
+    detach_key_pair,
+    first_error,
+    get_key_pair,
+    reboot_instance,
+)
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair import KeypairError, validate_name
@@ -23,7 +31,6 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import q
 INSTANCE_ID_PATTERN = re.compile(r"i-[0-9a-z]{2,62}")
 # Only these statuses take a key pair (the others are moments of a transition).
 BINDABLE = ("Running", "Stopped")
-WINDOWS_CODE = "DependencyViolation.WindowsInstance"
 # A reboot that the status never showed (too quick for one poll) counts as done once the
 # instance is Running this long after the request.
 REBOOT_SETTLE_SECONDS = 10.0
@@ -93,7 +100,7 @@ def public_ips(item: Mapping[str, Any]) -> List[str]:
 def read_instances(client: Any, ids: Sequence[str]) -> Dict[str, Dict[str, Any]]:
     """The described instances by id: ceil(N/100) DescribeInstances calls."""
     found = {}
-    for item in client.describe_instances(instance_ids=list(ids)):
+    for item in describe_instances(client, instance_ids=list(ids)):
         if isinstance(item, dict) and item.get("InstanceId") in ids:
             found[item["InstanceId"]] = item
     return found
@@ -180,7 +187,7 @@ def reboot(client: Any, ids: Sequence[str], force_stop: bool) -> Dict[str, Optio
     errors: Dict[str, Optional[EcsApiError]] = {}
     for instance_id in ids:
         try:
-            client.call("RebootInstance", {"InstanceId": instance_id, "ForceStop": force_stop})
+            reboot_instance(client, instance_id, force_stop)
             errors[instance_id] = None
         except EcsApiError as error:
             errors[instance_id] = error
@@ -257,7 +264,7 @@ def plan_job(client: Any, params: Mapping[str, Any], check_mode: bool,
     name = params["key_pair_name"]
     state = params["state"]
     ids = check_input(name, params["instance_ids"], params["wait_timeout"])
-    if state == "present" and client.get_key_pair(name, include_public_key=False) is None:
+    if state == "present" and get_key_pair(client, name, include_public_key=False) is None:
         raise AttachError(f"key pair {name} does not exist in region {client.region}; create or import it "
                           "first (sshkeys.ecs.ecs_keypair)")
     found = read_instances(client, ids)
@@ -294,8 +301,8 @@ def run(client: Any, params: Mapping[str, Any], check_mode: bool, *,
     if check_mode or not to_change:
         return result
 
-    action = "AttachKeyPair" if state == "present" else "DetachKeyPair"
-    outcome = send_batches(client, action, name, [e["instance_id"] for e in to_change])
+    send = attach_key_pair if state == "present" else detach_key_pair
+    outcome = send(client, name, [e["instance_id"] for e in to_change])
     record_outcome(to_change, outcome, params.get("skip_windows", False), warnings)
     done = [e for e in to_change if e["action"] in ("attached", "detached")]
     # Reboot only what changed in this run and is running: a re-run finds the binding in place,

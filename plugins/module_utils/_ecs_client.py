@@ -153,15 +153,6 @@ def json_list(values: Sequence[str]) -> str:
     return json.dumps(list(values), separators=(",", ":"))
 
 
-def tag_params(tags: Optional[Mapping[str, str]], prefix: str = "Tag") -> dict:
-    """{'k': 'v'} -> {'Tag.1.Key': 'k', 'Tag.1.Value': 'v'} in a stable order."""
-    params = {}
-    for index, key in enumerate(sorted(tags or {}), start=1):
-        params[f"{prefix}.{index}.Key"] = key
-        params[f"{prefix}.{index}.Value"] = "" if tags[key] is None else str(tags[key])
-    return params
-
-
 def stringify(params: Optional[Mapping[str, Any]]) -> dict:
     """Drop None, render booleans the way the API spells them, everything else as str."""
     out = {}
@@ -473,49 +464,6 @@ class EcsClient:
             if not items or seen >= total or len(items) < size:
                 return
             page += 1
-
-    # -- helpers shared by the modules ------------------------------------------------------
-
-    def describe_key_pairs(self, *, name: Optional[str] = None, fingerprint: Optional[str] = None,
-                           resource_group_id: Optional[str] = None, tags: Optional[Mapping[str, str]] = None,
-                           include_public_key: bool = True) -> list:
-        params: dict = {"KeyPairName": name, "KeyPairFingerPrint": fingerprint,
-                        "ResourceGroupId": resource_group_id, "IncludePublicKey": include_public_key}
-        params.update(tag_params(tags))
-        return list(self.paginate("DescribeKeyPairs", params, ("KeyPairs", "KeyPair")))
-
-    def get_key_pair(self, name: str, include_public_key: bool = True) -> Optional[dict]:
-        """The key pair of exactly this name, or None (absent is not an error for a read)."""
-        try:
-            found = self.describe_key_pairs(name=name, include_public_key=include_public_key)
-        except EcsApiError as error:
-            if error.code in ("InvalidKeyPair.NotFound", "InvalidKeyPairName.NotFound"):
-                return None
-            raise
-        for item in found:
-            if isinstance(item, dict) and item.get("KeyPairName") == name:
-                return item
-        return None
-
-    def describe_instances(self, *, instance_ids: Optional[Sequence[str]] = None,
-                           key_pair_name: Optional[str] = None, extra: Optional[Mapping[str, Any]] = None) -> list:
-        """Every instance matching the filters; instance ids go in JSON arrays of at most 100."""
-        base = dict(extra or {})
-        if key_pair_name is not None:
-            base["KeyPairName"] = key_pair_name
-        path = ("Instances", "Instance")
-        if instance_ids is None:
-            return list(self.paginate("DescribeInstances", base, path))
-        found = []
-        for group in chunks(instance_ids, MAX_DESCRIBE_INSTANCE_IDS):
-            query = dict(base, InstanceIds=json_list(group))
-            found.extend(self.paginate("DescribeInstances", query, path))
-        return found
-
-    def instances_holding(self, key_pair_name: str) -> list:
-        """Instances that show this key pair name (DescribeInstances by KeyPairName)."""
-        return [item for item in self.describe_instances(key_pair_name=key_pair_name)
-                if isinstance(item, dict) and item.get("KeyPairName", key_pair_name) == key_pair_name]
 
 
 def parse_reply(action: str, reply: HttpReply) -> dict:

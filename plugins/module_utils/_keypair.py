@@ -14,14 +14,26 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils._bind import failure_lines, first_error
 from ansible_collections.sshkeys.ecs.plugins.module_utils._changes import (
     Changes,
     PartialChangeError,
     describe_changes,
     join_ids,
 )
-from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError, chunks, json_list
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_api import (
+    ATTACHED_CODE,
+    delete_key_pair,
+    delete_key_pairs,
+    describe_instances,
+    describe_key_pairs,
+    detach_key_pair,
+    failure_lines,
+    first_error,
+    get_key_pair,
+    instances_holding,
+    is_not_found,
+)
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError, chunks
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_shape import (
     KeypairError,
     api_public_key,
@@ -39,14 +51,11 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_shape import 
     validate_tags,
 )
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_write import (
-    ATTACHED_CODE,
-    NOT_FOUND_CODES,
     CloudCreate,
     Replacement,
     apply_tags,
     bind,
-    delete_key_pair,
-    import_key_pair,
+    import_key,
 )
 from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import looks_like_private_key
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import PublicKey, SSHKeyError, parse_public_key
@@ -223,7 +232,7 @@ class Found:
             check_key_type(self.local_key)
             desired = self.local_key
         self.desired = desired
-        self.item = client.get_key_pair(self.name)
+        self.item = get_key_pair(client, self.name)
         if mode == "cloud" and self.file_exists and self.item is not None:
             # Only an existing key pair is compared with the file; a new one needs the overwrite opt-in.
             self.local_key = public_key_of_private_file(path, params.get("passphrase"))
@@ -315,7 +324,7 @@ def _ensure_present(client: Any, params: Mapping[str, Any], check_mode: bool, mo
         found.marker.remove()  # the key was saved after all (a run stopped before removing it)
     instances: List[Dict[str, Any]] = []
     if replace:
-        instances = client.instances_holding(name)
+        instances = instances_holding(client, name)
         if instances and not params.get("detach_instances"):
             ids = ", ".join(instance_ids(instances)[:10])
             raise KeypairError(f"key pair {name} is attached to {len(instances)} instance(s) ({ids}); set "
@@ -391,11 +400,11 @@ def _present_result(client: Any, params: Mapping[str, Any], check_mode: bool, mo
         final_item = None if recreated else item
     else:
         # Read back what the service holds now, so the result is its reading, not our wish.
-        final_item = client.get_key_pair(name) if plan.changed else item
+        final_item = get_key_pair(client, name) if plan.changed else item
         after = diff_view(final_item) if final_item else diff_view(None, plan.public_key, tags or {}, group)
     listed = None
     if params.get("include_instances"):
-        listed = [instance_summary(i) for i in client.instances_holding(name)] if final_item else []
+        listed = [instance_summary(i) for i in instances_holding(client, name)] if final_item else []
     key_pair = describe_result(final_item, name=name, public_key=plan.public_key or found.desired or found.local_key,
                                key_pair_id=plan.key_pair_id, private_key_path=kept_path, instances=listed,
                                fallback_tags=tags if recreated and tags is not None else (api_tags(item) if item else {}),
@@ -484,7 +493,7 @@ def _put_new(client: Any, params: Mapping[str, Any], mode: str, found: Found, de
         return
     if desired is None:  # pragma: no cover - import and local modes always have a key here
         raise KeypairError("no public key to import")
-    reply = import_key_pair(client, name, desired, tags, group, after_delete=after_delete)
+    reply = import_key(client, name, desired, tags, group, after_delete=after_delete)
     plan.key_pair_id = reply.get("KeyPairId")
     plan.public_key = desired
     plan.changes.add(f"imported key pair {name} ({desired.fingerprint('sha256')})")
@@ -496,7 +505,7 @@ def _put_new(client: Any, params: Mapping[str, Any], mode: str, found: Found, de
 
 def _detach_before_delete(client: Any, name: str, ids: List[str], changes: Changes) -> None:
     """DetachKeyPair from every holder; stops (naming what was detached) when one fails."""
-    done, outcome = bind(client, "DetachKeyPair", name, ids)
+    done, outcome = bind(client, detach_key_pair, name, ids)
     if done:
         changes.add(f"detached key pair {name} from {join_ids(done)}")
     if len(done) < len(ids):
@@ -509,11 +518,11 @@ def _detach_before_delete(client: Any, name: str, ids: List[str], changes: Chang
 def ensure_absent(client: Any, params: Mapping[str, Any], check_mode: bool) -> Dict[str, Any]:
     name = params["name"]
     validate_name(name)
-    item = client.get_key_pair(name)
+    item = get_key_pair(client, name)
     if item is None:
         return {"changed": False, "action": "absent", "key_pair": {},
                 "diff": {"before": {"state": "absent"}, "after": {"state": "absent"}}}
-    instances = client.instances_holding(name)
+    instances = instances_holding(client, name)
     ids = instance_ids(instances)
     warnings: List[str] = []
     detach = bool(params.get("detach_instances"))
@@ -578,21 +587,21 @@ def unique_names(names: List[str]) -> List[str]:
 def existing_key_pairs(client: Any, names: List[str]) -> Dict[str, Dict[str, Any]]:
     """{name: item} for those of the names that exist."""
     if len(names) <= PER_NAME_LOOKUPS:
-        items = (client.get_key_pair(name) for name in names)
+        items = (get_key_pair(client, name) for name in names)
         return {item["KeyPairName"]: item for item in items if item is not None}
     wanted = set(names)
-    return {item["KeyPairName"]: item for item in client.describe_key_pairs()
+    return {item["KeyPairName"]: item for item in describe_key_pairs(client)
             if isinstance(item, dict) and item.get("KeyPairName") in wanted}
 
 
 def instances_by_key_pair(client: Any, names: List[str]) -> Dict[str, List[Dict[str, Any]]]:
     """{name: instances holding it} for the names (absent when none holds it)."""
     if len(names) <= PER_NAME_LOOKUPS:
-        holders = {name: client.instances_holding(name) for name in names}
+        holders = {name: instances_holding(client, name) for name in names}
         return {name: items for name, items in holders.items() if items}
     wanted = set(names)
     grouped: Dict[str, List[Dict[str, Any]]] = {}
-    for instance in client.describe_instances():
+    for instance in describe_instances(client):
         if isinstance(instance, dict) and instance.get("KeyPairName") in wanted:
             grouped.setdefault(instance["KeyPairName"], []).append(instance)
     return grouped
@@ -605,14 +614,14 @@ def delete_batch(client: Any, batch: List[str]) -> None:
     someone else's delete) fails the batch, so then the names still there are deleted again.
     """
     try:
-        client.call("DeleteKeyPairs", {"KeyPairNames": json_list(batch)})
+        delete_key_pairs(client, batch)
     except EcsApiError as error:
-        if error.code not in NOT_FOUND_CODES:
+        if not is_not_found(error):
             raise
         still_there = existing_key_pairs(client, batch)
         left = [name for name in batch if name in still_there]
         if left:
-            client.call("DeleteKeyPairs", {"KeyPairNames": json_list(left)})
+            delete_key_pairs(client, left)
 
 
 def _delete_batches(client: Any, targets: List[str], holders: Mapping[str, List[Dict[str, Any]]],
@@ -697,7 +706,7 @@ def list_key_pairs(client: Any, params: Mapping[str, Any]) -> List[Dict[str, Any
     queries += [None] if many_exact or not names else exact
     found: Dict[str, Dict[str, Any]] = {}
     for query in queries:
-        for item in client.describe_key_pairs(name=query, **filters):
+        for item in describe_key_pairs(client, name=query, **filters):
             if not isinstance(item, dict) or "KeyPairName" not in item:
                 continue
             if query is None and many_exact and item["KeyPairName"] not in exact_set:
@@ -711,9 +720,9 @@ def list_key_pairs(client: Any, params: Mapping[str, Any]) -> List[Dict[str, Any
         holders = {}
         if len(items) <= PER_KEY_INSTANCE_LOOKUPS:
             for item in items:
-                holders[item["KeyPairName"]] = client.instances_holding(item["KeyPairName"])
+                holders[item["KeyPairName"]] = instances_holding(client, item["KeyPairName"])
         elif items:
-            for instance in client.describe_instances():
+            for instance in describe_instances(client):
                 if isinstance(instance, dict) and instance.get("KeyPairName"):
                     holders.setdefault(instance["KeyPairName"], []).append(instance)
     results = []

@@ -14,21 +14,30 @@ private key nobody holds without saying so (and without a marker the next run ac
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils._bind import (
-    failure_lines,
-    first_error,
-    maybe_done,
-    send_batches,
-)
 from ansible_collections.sshkeys.ecs.plugins.module_utils._changes import (
     Changes,
     PartialChangeError,
     describe_changes,
     join_ids,
 )
-from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError, json_list, tag_params
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_api import (
+    ALREADY_EXISTS_CODE,
+    attach_key_pair,
+    create_attempts,
+    create_key_pair,
+    delete_key_pair,
+    detach_key_pair,
+    failure_lines,
+    first_error,
+    get_key_pair,
+    import_key_pair,
+    maybe_done,
+    tag_key_pair,
+    untag_key_pair,
+)
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_shape import (
     MAX_TAGS,
     KeypairError,
@@ -44,8 +53,6 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._private_key_file impo
     public_key_of_file,
 )
 
-NOT_FOUND_CODES = ("InvalidKeyPair.NotFound", "InvalidKeyPairName.NotFound")
-ATTACHED_CODE = "InvalidParameter.KeypairAlreadyAttachedInstance"
 # A lost reply: the service may or may not have acted.
 AMBIGUOUS_CODES = ("ConnectionError", "Timeout", "InternalError", "MalformedResponse")
 # No answer at all: the request may still be running on the service and commit later.
@@ -95,34 +102,21 @@ def _public_key_of(private: str) -> Optional[PublicKey]:
         return None
 
 
-def delete_key_pair(client: Any, name: str) -> bool:
-    """DeleteKeyPairs for one name; False when it was gone already."""
-    try:
-        client.call("DeleteKeyPairs", {"KeyPairNames": json_list([name])})
-    except EcsApiError as error:
-        if error.code in NOT_FOUND_CODES:
-            return False
-        raise
-    return True
-
-
-def import_key_pair(client: Any, name: str, key: PublicKey, tags: Optional[Mapping[str, str]],
-                    group: Optional[str], after_delete: bool = False) -> Dict[str, Any]:
+def import_key(client: Any, name: str, key: PublicKey, tags: Optional[Mapping[str, str]],
+               group: Optional[str], after_delete: bool = False) -> Dict[str, Any]:
     """ImportKeyPair. 'Already exists' with the same key means an earlier try landed: success.
 
     Right after our own delete the name can stay taken for a while (eventual consistency), so
     then 'already exists' with another key is retried with backoff.
     """
-    params: Dict[str, Any] = {"KeyPairName": name, "PublicKeyBody": key.line(), "ResourceGroupId": group}
-    params.update(tag_params(tags))
     tries = (client.retries + 1) if after_delete else 1
     for attempt in range(tries):
         try:
-            return client.call("ImportKeyPair", params)
+            return import_key_pair(client, name, key.line(), tags, group)
         except EcsApiError as error:
-            if error.code != "KeyPair.AlreadyExist":
+            if error.code != ALREADY_EXISTS_CODE:
                 raise
-            current = client.get_key_pair(name)
+            current = get_key_pair(client, name)
             if current is not None and same_key(current, key):
                 return current
             if attempt + 1 >= tries:
@@ -139,23 +133,19 @@ def apply_tags(client: Any, name: str, current: Mapping[str, str], to_set: Mappi
     the old and new keys together would pass the limit of 20 tags must the removal go first;
     then a failure of the second call says which tags were removed.
     """
-    resource = {"ResourceType": "keypair", "ResourceId.1": name}
-    untag = dict(resource, **{f"TagKey.{i}": key for i, key in enumerate(to_remove, start=1)})
-    tag = dict(resource, **tag_params(to_set))
-    steps = [("TagResources", tag, to_set), ("UntagResources", untag, to_remove)]
+    steps = [(tag_key_pair, to_set, "set tags"), (untag_key_pair, to_remove, "removed tags")]
     if len(set(current) | set(to_set)) > MAX_TAGS:
         steps.reverse()
-    for action, params, what in steps:
+    for send, what, verb in steps:
         if not what:
             continue
         try:
-            client.call(action, params)
+            send(client, name, what)
         except EcsApiError as error:
             if not changes:
                 raise
             raise PartialChangeError(f"{error}; {describe_changes(changes.items)}; running the task again finishes "
                                      "the tags", changes=changes.items, error=error) from None
-        verb = "set tags" if action == "TagResources" else "removed tags"
         changes.add(f"{verb} {', '.join(sorted(what))} of key pair {name}")
 
 
@@ -181,7 +171,8 @@ class CloudCreate:
                  marker: Optional[PendingMarker] = None, passphrase: Optional[str] = None) -> None:
         self.client = client
         self.name = name
-        self.params: Dict[str, Any] = dict({"KeyPairName": name, "ResourceGroupId": group}, **tag_params(tags))
+        self.tags = tags
+        self.group = group
         self.target = target
         self.after_delete = after_delete
         self.marker = marker
@@ -219,7 +210,7 @@ class CloudCreate:
         key = _public_key_of(private)
         self.client.wait(settle_seconds(self.lost.code if self.lost else "", self.client.timeout))
         try:
-            item = self.client.get_key_pair(self.name)
+            item = get_key_pair(self.client, self.name)
         except EcsApiError:
             return None
         if item is not None and key is not None and same_key(item, key) is True:
@@ -238,9 +229,9 @@ class CloudCreate:
             last = attempt + 1 >= tries
             sent_before = self._sends()
             try:
-                return self.client.call("CreateKeyPair", self.params, idempotent=False)
+                return create_key_pair(self.client, self.name, self.tags, self.group)
             except EcsApiError as error:
-                if error.code == "KeyPair.AlreadyExist":
+                if error.code == ALREADY_EXISTS_CODE:
                     # The client may have sent this call more than once (a 503 after the fact):
                     # then an earlier send of it may be what holds the name now.
                     self._name_taken(error, attempt, last, resent=self._sends() - sent_before > 1)
@@ -255,8 +246,7 @@ class CloudCreate:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _sends(self) -> int:
-        counter = getattr(self.client, "sends_of", None)
-        return counter("CreateKeyPair") if callable(counter) else 0
+        return create_attempts(self.client)
 
     def _name_taken(self, error: EcsApiError, attempt: int, last: bool, resent: bool) -> None:
         """KeyPair.AlreadyExist: our own lost create, our own delete not seen yet, or someone else."""
@@ -297,7 +287,7 @@ class CloudCreate:
         except KeypairError:
             return False
         try:
-            item = self.client.get_key_pair(self.name)
+            item = get_key_pair(self.client, self.name)
         except EcsApiError:
             return None
         return item is not None and same_key(item, key) is True
@@ -323,7 +313,7 @@ class CloudCreate:
         if lost.code in IN_FLIGHT_CODES:
             self.client.wait(settle_seconds(lost.code, self.client.timeout))
             try:
-                late = self.client.get_key_pair(self.name)
+                late = get_key_pair(self.client, self.name)
             except EcsApiError as error:
                 raise self._lost_error(lost, f"looking for a late commit failed ({error.code}); "
                                              f"{self._marker_hint()}") from None
@@ -396,21 +386,11 @@ class CloudCreate:
 # Instances.
 
 
-def bind(client: Any, action: str, name: str, ids: Sequence[str]) -> Tuple[List[str], Dict[str, Dict[str, Any]]]:
-    """(ids done, per-instance outcome) of AttachKeyPair/DetachKeyPair in batches of 50."""
-    outcome = send_batches(client, action, name, list(ids))
+def bind(client: Any, send: Callable[..., Dict[str, Dict[str, Any]]], name: str,
+         ids: Sequence[str]) -> Tuple[List[str], Dict[str, Dict[str, Any]]]:
+    """(ids done, per-instance outcome) of send (attach_key_pair or detach_key_pair)."""
+    outcome = send(client, name, list(ids))
     return [i for i in ids if outcome[i]["ok"]], outcome
-
-
-def attach_or_detach(client: Any, action: str, name: str, instance_ids: List[str]) -> None:
-    """AttachKeyPair / DetachKeyPair in batches of 50; partial failures become an error."""
-    _done, outcome = bind(client, action, name, instance_ids)
-    failures = failure_lines(outcome, instance_ids)
-    if failures:
-        error = first_error(outcome)
-        raise EcsApiError(code=error.code if error else "PartialFailure", action=action,
-                          request_id=error.request_id if error else None,
-                          message=f"{len(failures)} of {len(instance_ids)} instances failed: " + "; ".join(failures))
 
 
 def attach_command(name: str, ids: Sequence[str]) -> str:
@@ -443,7 +423,7 @@ class Replacement:
     def take_down(self) -> None:
         """Detach the old key pair from its instances, then delete it."""
         if self.ids:
-            done, outcome = bind(self.client, "DetachKeyPair", self.name, self.ids)
+            done, outcome = bind(self.client, detach_key_pair, self.name, self.ids)
             if done:
                 self.changes.add(f"detached key pair {self.name} from {join_ids(done)}")
             if len(done) < len(self.ids):
@@ -483,7 +463,7 @@ class Replacement:
                        f"pair {self.name} does not exist now" + self._orphaned_instances(), error)
         group = self.old.get("ResourceGroupId") or None
         try:
-            import_key_pair(self.client, self.name, old_key, api_tags(self.old) or None, group, after_delete=True)
+            import_key(self.client, self.name, old_key, api_tags(self.old) or None, group, after_delete=True)
         except EcsApiError as again:
             self._fail(f"{text}; putting the old key pair back failed too ({again.code}, request id "
                        f"{again.request_id}): key pair {self.name} does not exist now" + self._orphaned_instances(),
@@ -497,7 +477,7 @@ class Replacement:
     def _current(self) -> Optional[Dict[str, Any]]:
         """The key pair of the name now, or None (also when it cannot be read: then the import decides)."""
         try:
-            return self.client.get_key_pair(self.name)
+            return get_key_pair(self.client, self.name)
         except EcsApiError:
             return None
 
@@ -505,7 +485,7 @@ class Replacement:
         """Attach the new key pair to the instances the old one was detached from."""
         if not self.ids:
             return
-        done, outcome = bind(self.client, "AttachKeyPair", self.name, self.ids)
+        done, outcome = bind(self.client, attach_key_pair, self.name, self.ids)
         if done:
             self.changes.add(f"attached the new key pair {self.name} to {join_ids(done)}")
         missing = [i for i in self.ids if i not in done]
@@ -519,7 +499,7 @@ class Replacement:
         """Attach the key pair again to ids (undo of a detach); says how it went."""
         if not ids:
             return "no instance was detached"
-        done, outcome = bind(self.client, "AttachKeyPair", self.name, ids)
+        done, outcome = bind(self.client, attach_key_pair, self.name, ids)
         if done:
             self.changes.add(f"attached {what} {self.name} to {join_ids(done)} again")
         missing = [i for i in ids if i not in done]

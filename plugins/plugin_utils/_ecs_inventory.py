@@ -116,7 +116,8 @@ class Filters:
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
     def queries(self) -> List[Dict[str, Any]]:
-        """The DescribeInstances queries that together cover every match, filters pushed down.
+        """The DescribeInstances filters (keyword arguments of ``describe_instances``) that
+        together cover every match, filters pushed down.
 
         The API filters on one status, one key pair name and one exact instance name per request:
         several key pair names become one query each (usually far fewer instances than the whole
@@ -124,16 +125,14 @@ class Filters:
         """
         base: Dict[str, Any] = {}
         if len(self.statuses) == 1:
-            base["Status"] = self.statuses[0]
+            base["status"] = self.statuses[0]
         if self.instance_name and not _GLOB_CHARS.search(self.instance_name):
-            base["InstanceName"] = self.instance_name
-        for index, (key, value) in enumerate(sorted(self.tags.items(), key=lambda kv: kv[0]), start=1):
-            base[f"Tag.{index}.Key"] = key
-            if value is not None:
-                base[f"Tag.{index}.Value"] = value
+            base["instance_name"] = self.instance_name
+        if self.tags:
+            base["tags"] = dict(self.tags)
         if not self.key_pair_names:
             return [base]
-        return [dict(base, KeyPairName=name) for name in self.key_pair_names]
+        return [dict(base, key_pair_name=name) for name in self.key_pair_names]
 
     def matches(self, host: Mapping[str, Any]) -> bool:
         """Whether a host record (see host_record) passes every filter."""

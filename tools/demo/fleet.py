@@ -102,6 +102,13 @@ def tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
+def describe_instances(client, **filters) -> list:
+    """DescribeInstances, every page, through the collection's API layer (after client_for)."""
+    from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_api import describe_instances as describe
+
+    return describe(client, **filters)
+
+
 def import_launch_key(client, directory: Path, name: str) -> None:
     """A new local ed25519 key DIR/NAME, imported as key pair NAME."""
     key = directory / name
@@ -132,7 +139,7 @@ def wait_running(client, ids: list[str], boot_retries: int = 2) -> list[dict]:
     deadline = time.monotonic() + RUNNING_TIMEOUT
     retries = {i: boot_retries for i in ids}
     while True:
-        found = client.describe_instances(instance_ids=ids)
+        found = describe_instances(client, instance_ids=ids)
         statuses = {item["InstanceId"]: item["Status"] for item in found}
         if all(statuses.get(i) == "Running" for i in ids):
             return found
@@ -320,7 +327,7 @@ def down(args: argparse.Namespace) -> int:
 def show(args: argparse.Namespace) -> int:
     directory = Path(args.directory).resolve()
     ready = json.loads((directory / "ready.json").read_text(encoding="utf-8"))
-    found = client_for(ready).describe_instances()
+    found = describe_instances(client_for(ready))
     print_table(describe(found))
     return 0
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_api import describe_instances
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError
 from ansible_collections.sshkeys.ecs.plugins.plugin_utils import _ecs_inventory as inv
 
@@ -166,14 +167,29 @@ def test_bad_options_are_named(call, words):
 
 def test_no_filters_is_one_plain_query():
     filters = inv.Filters()
-    assert filters.queries() == [{}]
+    assert [wire(query) for query in filters.queries()] == [{}]
     assert filters.matches(record())
+
+
+def wire(query):
+    """The DescribeInstances parameters one query is sent with (the API layer builds them)."""
+    sent = []
+
+    class Client:
+        def paginate(self, action, params, path):
+            sent.append((action, params))
+            return iter(())
+
+    describe_instances(Client(), **query)
+    (action, params), = sent
+    assert action == "DescribeInstances"
+    return {key: value for key, value in params.items() if value is not None}
 
 
 def test_filters_are_pushed_down_where_the_api_takes_them():
     filters = inv.Filters(statuses=["running"], key_pair_names=["a", "b"], tags={"team": "web", "any": None},
                           instance_name="web-1")
-    assert filters.queries() == [
+    assert [wire(query) for query in filters.queries()] == [
         {"Status": "Running", "InstanceName": "web-1", "Tag.1.Key": "any", "Tag.2.Key": "team",
          "Tag.2.Value": "web", "KeyPairName": "a"},
         {"Status": "Running", "InstanceName": "web-1", "Tag.1.Key": "any", "Tag.2.Key": "team",
@@ -183,7 +199,7 @@ def test_filters_are_pushed_down_where_the_api_takes_them():
 
 def test_several_statuses_and_name_patterns_stay_on_the_controller():
     filters = inv.Filters(statuses=["Running", "Stopped"], instance_name="web-*")
-    assert filters.queries() == [{}]
+    assert [wire(query) for query in filters.queries()] == [{}]
 
 
 @pytest.mark.parametrize("options, extra, kept", [
