@@ -35,7 +35,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sshkeys.ecs.plugins.plugin_utils._reconcile import host_report
+from ansible_collections.sshkeys.ecs.plugins.plugin_utils._reconcile_plan import host_report
 
 
 def reconcile_host_report(results):

@@ -46,7 +46,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sshkeys.ecs.plugins.plugin_utils._reconcile import host_users
+from ansible_collections.sshkeys.ecs.plugins.plugin_utils._reconcile_plan import host_users
 
 
 def reconcile_hosts(entries, entry_hosts):

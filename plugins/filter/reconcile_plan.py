@@ -47,7 +47,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sshkeys.ecs.plugins.plugin_utils._reconcile import plan_regions
+from ansible_collections.sshkeys.ecs.plugins.plugin_utils._reconcile_plan import plan_regions
 
 
 def reconcile_plan(regions, found):

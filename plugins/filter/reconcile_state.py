@@ -54,7 +54,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sshkeys.ecs.plugins.plugin_utils._reconcile import StateError, load_state, validate_state
+from ansible_collections.sshkeys.ecs.plugins.plugin_utils._reconcile_state import StateError, load_state, validate_state
 
 
 def reconcile_state(value, base_dir='.', source='desired state'):

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -21,14 +20,11 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_api import (
     reboot_instance,
 )
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_shape import public_ip_addresses
 from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
-from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair import KeypairError, validate_name
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_validate import INSTANCE_ID_PATTERN, KeypairError, validate_name
 from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import quote_input
 
-# ECS instance ids: "i-" and lower-case letters and digits (20 on current instances, fewer on
-# old ones). Anything else cannot name an instance, so it is refused before any call. Matched
-# against the whole string (fullmatch): with re.match, '$' also matches before a final newline.
-INSTANCE_ID_PATTERN = re.compile(r"i-[0-9a-z]{2,62}")
 # Only these statuses take a key pair (the others are moments of a transition).
 BINDABLE = ("Running", "Stopped")
 # A reboot that the status never showed (too quick for one poll) counts as done once the
@@ -91,12 +87,6 @@ def check_input(key_pair_name: str, instance_ids: Sequence[Any], wait_timeout: i
 # Reading instances and deciding.
 
 
-def public_ips(item: Mapping[str, Any]) -> List[str]:
-    block = item.get("PublicIpAddress")
-    ips = block.get("IpAddress") if isinstance(block, dict) else None
-    return [str(ip) for ip in ips or []]
-
-
 def read_instances(client: Any, ids: Sequence[str]) -> Dict[str, Dict[str, Any]]:
     """The described instances by id: ceil(N/100) DescribeInstances calls."""
     found = {}
@@ -120,7 +110,7 @@ def plan_one(item: Mapping[str, Any], name: str, state: str) -> str:
 
 def entry(instance_id: str, item: Mapping[str, Any]) -> Dict[str, Any]:
     """The per-instance result before anything is done."""
-    ips = public_ips(item)
+    ips = public_ip_addresses(item)
     return {
         "instance_id": instance_id,
         "instance_name": item.get("InstanceName"),

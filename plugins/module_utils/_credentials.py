@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import Credentials, EcsClient
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_validate import REGION_PATTERN
 from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import looks_like_private_key, quote_input
 from ansible_collections.sshkeys.ecs.plugins.module_utils._regular_file import UnsafeFileError, read_regular
@@ -48,8 +48,6 @@ ENV_PROFILE_DISABLED = "ALIBABA_CLOUD_CLI_PROFILE_DISABLED"
 DEFAULT_PROFILE_FILE = os.path.join("~", ".aliyun", "config.json")
 # The CLI writes a few KiB; anything this large is not its profile file.
 MAX_PROFILE_FILE = 1024 * 1024
-# Region ids: cn-hangzhou, ap-southeast-1, cn-shanghai-finance-1, ... (matched as a whole).
-REGION_PATTERN = re.compile(r"[a-z]{2,}(?:-[a-z0-9]+)+")
 # Connection settings that are not credentials, with the defaults of the documented options.
 SETTING_DEFAULTS = {"ecs_signature_version": "v3", "ecs_timeout": 30.0, "ecs_retries": 5, "ecs_retry_delay": 0.5,
                     "validate_certs": True}

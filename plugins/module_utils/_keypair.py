@@ -4,7 +4,7 @@
 
 """Private to the sshkeys.ecs collection: key pair decisions and actions behind ecs_keypair(_info).
 
-The input checks and result shapes are in ``_keypair_shape``, the ordered writes in
+The input checks are in ``_ecs_validate``, the result shapes in ``_ecs_shape``, the ordered writes in
 ``_keypair_write``, the private key file and the lock and marker beside it in
 ``_private_key_file``; this file decides (from reads only) and hands the writes over.
 """
@@ -34,8 +34,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_api import (
     is_not_found,
 )
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError, chunks
-from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_shape import (
-    KeypairError,
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_shape import (
     api_public_key,
     api_tags,
     describe_result,
@@ -44,6 +43,10 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_shape import 
     instance_summary,
     same_key,
     tag_changes,
+)
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_validate import (
+    KeypairError,
+    check_key_type,
     validate_fingerprint,
     validate_name,
     validate_pattern,
@@ -74,29 +77,11 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._private_keys import (
 )
 from ansible_collections.sshkeys.ecs.plugins.module_utils._regular_file import UnsafeFileError, read_regular
 
-# Public key types the ECS import accepts: the published list (the v00 certificates are left
-# out because OpenSSH dropped them) plus ssh-ed25519 and its certificate, which the published
-# list omits but which is what most people use today; a service that refuses it says so with its
-# own error code.
-ACCEPTED_KEY_TYPES = (
-    "ssh-rsa", "ssh-dss",
-    "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
-    "ssh-rsa-cert-v01@openssh.com", "ssh-dss-cert-v01@openssh.com",
-    "ecdsa-sha2-nistp256-cert-v01@openssh.com", "ecdsa-sha2-nistp384-cert-v01@openssh.com",
-    "ecdsa-sha2-nistp521-cert-v01@openssh.com",
-    "ssh-ed25519", "ssh-ed25519-cert-v01@openssh.com",
-)
 MAX_PUBLIC_KEY_FILE = 64 * 1024
 
 
 # ---------------------------------------------------------------------------------------------
 # Keys given or made here.
-
-
-def check_key_type(key: PublicKey) -> None:
-    if key.key_type not in ACCEPTED_KEY_TYPES:
-        raise KeypairError(f"key type {key.key_type} cannot be imported into ECS; accepted types: "
-                           + ", ".join(ACCEPTED_KEY_TYPES))
 
 
 def read_public_key_file(path: str) -> bytes:
@@ -127,7 +112,7 @@ def load_public_key(text: Optional[str], path: Optional[str]) -> Optional[Public
         key = parse_public_key(data)
     except SSHKeyError as exc:
         raise KeypairError(f"{source} is not a valid public key: {exc}") from None
-    check_key_type(key)
+    check_key_type(key.key_type)
     return key
 
 
@@ -229,7 +214,7 @@ class Found:
         if mode == "local" and self.file_exists:
             # The file is the source of truth of a locally generated key pair.
             self.local_key = public_key_of_private_file(path, params.get("passphrase"))
-            check_key_type(self.local_key)
+            check_key_type(self.local_key.key_type)
             desired = self.local_key
         self.desired = desired
         self.item = get_key_pair(client, self.name)

@@ -38,13 +38,8 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_api import (
     untag_key_pair,
 )
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError
-from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_shape import (
-    MAX_TAGS,
-    KeypairError,
-    api_public_key,
-    api_tags,
-    same_key,
-)
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_shape import api_public_key, api_tags, same_key
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_validate import MAX_TAGS, KeypairError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import PublicKey, SSHKeyError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._private_keys import public_key_from_private
 from ansible_collections.sshkeys.ecs.plugins.module_utils._private_key_file import (

@@ -32,7 +32,7 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, Optional
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_shape import KeypairError
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_validate import KeypairError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import PublicKey, SSHKeyError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._private_keys import MISSING_CRYPTOGRAPHY, public_key_from_private
 from ansible_collections.sshkeys.ecs.plugins.module_utils._regular_file import (

@@ -19,6 +19,7 @@ import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_shape import ShapeError, address_list
 from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 
 # The instance states DescribeInstances knows (its Status filter accepts these).
@@ -169,19 +170,11 @@ def _text(item: Mapping[str, Any], field: str, region: str) -> str:
 
 
 def _address_list(node: Any, path: str, region: str) -> List[str]:
-    """{'IpAddress': ['1.2.3.4']} -> ['1.2.3.4']; missing or empty means none."""
-    if node in (None, "", {}):
-        return []
-    if not isinstance(node, Mapping):
-        raise _malformed(region, f"has a {path} that is not an object")
-    values = node.get("IpAddress")
-    if values in (None, ""):
-        return []
-    if isinstance(values, str):
-        values = [values]  # EipAddress.IpAddress is one string, the others are lists
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise _malformed(region, f"has a {path}.IpAddress that is not a list of strings")
-    return [v for v in values if v]
+    """The addresses of one address field; a malformed one is an error here (see host_record)."""
+    try:
+        return address_list(node)
+    except ShapeError as exc:
+        raise _malformed(region, f"has a {path}{exc}") from None
 
 
 def _tags(item: Mapping[str, Any], region: str) -> Dict[str, str]:

@@ -11,7 +11,7 @@ import stat
 
 import pytest
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils import _ecs_api, _keypair
+from ansible_collections.sshkeys.ecs.plugins.module_utils import _ecs_api, _ecs_validate, _keypair
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import parse_public_key
 from ansible_collections.sshkeys.ecs.plugins.module_utils._private_keys import public_key_from_private
@@ -320,7 +320,7 @@ def test_bad_public_keys_fail_before_any_call(fake_ecs, run_module, public_key, 
 
 def test_unsupported_key_type_is_refused(fake_ecs, run_module, monkeypatch):
     line, _pem = new_public_key()
-    monkeypatch.setattr(_keypair, "ACCEPTED_KEY_TYPES", ("ssh-rsa",))
+    monkeypatch.setattr(_ecs_validate, "ACCEPTED_KEY_TYPES", ("ssh-rsa",))
     result, _out = run_module(ecs_keypair.main, {"name": "ops", "public_key": line})
     assert result["failed"] and "cannot be imported into ECS" in result["msg"] and fake_ecs.log == []
 

@@ -28,7 +28,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import Ecs
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import parse_public_key
 from ansible_collections.sshkeys.ecs.plugins.module_utils._private_keys import public_key_from_private
 from ansible_collections.sshkeys.ecs.plugins.modules import ecs_keypair, ecs_keypair_attach, ecs_keypair_info
-from ansible_collections.sshkeys.ecs.plugins.plugin_utils._reconcile import StateError, validate_state
+from ansible_collections.sshkeys.ecs.plugins.plugin_utils._reconcile_state import StateError, validate_state
 
 MUTATIONS = {"CreateKeyPair", "ImportKeyPair", "DeleteKeyPairs", "TagResources", "UntagResources",
              "AttachKeyPair", "DetachKeyPair"}

@@ -11,13 +11,15 @@ import struct
 
 import pytest
 
-from ansible_collections.sshkeys.ecs.plugins.plugin_utils._reconcile import (
-    StateError,
+from ansible_collections.sshkeys.ecs.plugins.plugin_utils._reconcile_plan import (
     host_report,
     host_users,
-    load_state,
     plan_region,
     plan_regions,
+)
+from ansible_collections.sshkeys.ecs.plugins.plugin_utils._reconcile_state import (
+    StateError,
+    load_state,
     validate_state,
 )
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import parse_public_key

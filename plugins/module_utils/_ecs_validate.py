@@ -2,7 +2,11 @@
 # Copyright: contributors to the sshkeys.ecs collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Private to the sshkeys.ecs collection: key pair input checks and result shapes (no API calls).
+"""Private to the sshkeys.ecs collection: checks of what users give for the cloud side (no API calls).
+
+Key pair names and name patterns, tags, fingerprints, ids, regions, instance ids and the key
+types ECS imports: every check runs before the first API call. The modules, the reconcile
+filters and the credentials use these, so this file imports neither the client nor Ansible.
 
 Every pattern is matched against the whole value (``re.fullmatch``): with ``re.match`` and a
 pattern ending in ``$``, a value with a final newline (what a YAML block scalar ``|`` gives)
@@ -14,11 +18,10 @@ shows text that may hold key material.
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import looks_like_private_key, quote_input
-from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import PublicKey, SSHKeyError, parse_public_key
 
 # 2 to 128 characters, a letter first; letters, digits, '.', ':', '_', '-'. ASCII letters only
 # for now (the service also takes other Unicode letters).
@@ -28,6 +31,23 @@ NAME_FILTER_PATTERN = re.compile(r"[A-Za-z0-9.:_*-]{1,128}")
 FINGERPRINT_PATTERN = re.compile(r"[0-9A-Fa-f]{2}(?::?[0-9A-Fa-f]{2}){1,63}")
 MAX_TAGS = 20
 MAX_ID_LENGTH = 128
+# Region ids: cn-hangzhou, ap-southeast-1, cn-shanghai-finance-1, ...
+REGION_PATTERN = re.compile(r"[a-z]{2,}(?:-[a-z0-9]+)+")
+# ECS instance ids: "i-" and lower-case letters and digits (20 on current instances, fewer on
+# old ones). Anything else cannot name an instance.
+INSTANCE_ID_PATTERN = re.compile(r"i-[0-9a-z]{2,62}")
+# Public key types the ECS import accepts: the published list (the v00 certificates are left
+# out because OpenSSH dropped them) plus ssh-ed25519 and its certificate, which the published
+# list omits but which is what most people use today; a service that refuses it says so with its
+# own error code.
+ACCEPTED_KEY_TYPES = (
+    "ssh-rsa", "ssh-dss",
+    "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+    "ssh-rsa-cert-v01@openssh.com", "ssh-dss-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp256-cert-v01@openssh.com", "ecdsa-sha2-nistp384-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+    "ssh-ed25519", "ssh-ed25519-cert-v01@openssh.com",
+)
 
 
 class KeypairError(SshKeysError):
@@ -140,105 +160,8 @@ def validate_tags(tags: Optional[Mapping[str, Any]]) -> Optional[Dict[str, str]]
     return clean
 
 
-# ---------------------------------------------------------------------------------------------
-# Reading key pairs back.
-
-
-def api_tags(item: Mapping[str, Any]) -> Dict[str, str]:
-    tags = item.get("Tags") or {}
-    entries = tags.get("Tag") if isinstance(tags, dict) else tags
-    out = {}
-    for entry in entries or []:
-        if isinstance(entry, dict) and entry.get("TagKey") is not None:
-            out[str(entry["TagKey"])] = "" if entry.get("TagValue") is None else str(entry["TagValue"])
-    return out
-
-
-def api_public_key(item: Optional[Mapping[str, Any]]) -> Optional[PublicKey]:
-    """The key pair's public key as the API returns it, or None when absent or unreadable."""
-    if not item or not item.get("PublicKey"):
-        return None
-    try:
-        return parse_public_key(str(item["PublicKey"]))
-    except SSHKeyError:
-        return None
-
-
-def fingerprint_hex(value: Optional[str]) -> str:
-    return re.sub(r"[^0-9a-f]", "", (value or "").lower().replace("md5:", ""))
-
-
-def same_key(item: Mapping[str, Any], desired: PublicKey) -> Optional[bool]:
-    """True/False by public key material; None when the API gave nothing to compare with.
-
-    The API fingerprint is only a fallback, and only when it is a plain MD5 of the blob.
-    """
-    current = api_public_key(item)
-    if current is not None:
-        return current.identity() == desired.identity()
-    api_print = fingerprint_hex(item.get("KeyPairFingerPrint"))
-    if len(api_print) == 32:
-        return api_print == fingerprint_hex(desired.fingerprint("md5"))
-    return None
-
-
-def describe_result(item: Optional[Mapping[str, Any]], *, name: str, public_key: Optional[PublicKey] = None,
-                    key_pair_id: Optional[str] = None, private_key_path: Optional[str] = None,
-                    instances: Optional[List[Dict[str, Any]]] = None,
-                    fallback_tags: Optional[Mapping[str, str]] = None,
-                    fallback_group: Optional[str] = None) -> Dict[str, Any]:
-    """The documented key_pair result; fingerprints are computed here from the public key."""
-    item = item or {}
-    key = api_public_key(item) or public_key
-    result: Dict[str, Any] = {
-        "name": item.get("KeyPairName", name),
-        "id": item.get("KeyPairId") or key_pair_id,
-        "fingerprint": item.get("KeyPairFingerPrint"),
-        "fingerprint_md5": key.fingerprint("md5") if key else None,
-        "fingerprint_sha256": key.fingerprint("sha256") if key else None,
-        "public_key": key.identity() if key else None,
-        "key_type": key.key_type if key else None,
-        "creation_time": item.get("CreationTime"),
-        "tags": api_tags(item) if item else dict(fallback_tags or {}),
-        "resource_group_id": item.get("ResourceGroupId") or fallback_group,
-    }
-    if private_key_path is not None:
-        result["private_key_path"] = private_key_path
-    if instances is not None:
-        result["instances"] = instances
-    return result
-
-
-def instance_summary(item: Mapping[str, Any]) -> Dict[str, Any]:
-    ips = (item.get("PublicIpAddress") or {}).get("IpAddress") if isinstance(item.get("PublicIpAddress"), dict) else []
-    return {"instance_id": item.get("InstanceId"), "instance_name": item.get("InstanceName"),
-            "status": item.get("Status"), "os_type": item.get("OSType"), "public_ip_addresses": list(ips or [])}
-
-
-def diff_view(item: Optional[Mapping[str, Any]], public_key: Optional[PublicKey] = None,
-              tags: Optional[Mapping[str, str]] = None, group: Optional[str] = None) -> Dict[str, Any]:
-    """What diff mode shows: the public key and metadata, never private material."""
-    if item is None and public_key is None and tags is None:
-        return {"state": "absent"}
-    key = api_public_key(item) or public_key
-    return {
-        "state": "present",
-        "public_key": key.identity() if key else None,
-        "fingerprint_sha256": key.fingerprint("sha256") if key else None,
-        "tags": dict(tags) if tags is not None else api_tags(item or {}),
-        "resource_group_id": group if group is not None else (item or {}).get("ResourceGroupId"),
-    }
-
-
-def tag_changes(current: Mapping[str, str], desired: Optional[Mapping[str, str]],
-                purge: bool) -> Tuple[Dict[str, str], List[str]]:
-    """(tags to set, tag keys to remove)."""
-    if desired is None:
-        return {}, []
-    to_set = {k: v for k, v in desired.items() if current.get(k) != v}
-    to_remove = sorted(k for k in current if k not in desired) if purge else []
-    return to_set, to_remove
-
-
-def instance_ids(instances: List[Mapping[str, Any]]) -> List[str]:
-    return [str(i.get("InstanceId")) for i in instances]
+def check_key_type(key_type: str) -> None:
+    """Refuses a public key type ECS does not import."""
+    if key_type not in ACCEPTED_KEY_TYPES:
+        raise KeypairError(f"key type {key_type} cannot be imported into ECS; accepted types: "
+                           + ", ".join(ACCEPTED_KEY_TYPES))

@@ -2,17 +2,18 @@
 # Copyright: contributors to the sshkeys.ecs collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Private to the sshkeys.ecs collection: the GitOps desired state - schema, checks and plan.
+"""Private to the sshkeys.ecs collection: the GitOps desired state - reading and checking it.
 
-Runs on the controller only (playbooks/reconcile.yml through the reconcile_* filters). Three
-steps, each a plain function of plain data so that it can be tested without Ansible:
+Runs on the controller only (playbooks/reconcile.yml through the reconcile_state filter), as
+plain functions of plain data so that it can be tested without Ansible:
 
 * ``load_state`` reads the YAML text, refusing duplicate mapping keys (a YAML loader would
   silently keep the last one, and a key pair or user would vanish from the state unnoticed);
 * ``validate_state`` checks every field and returns a normalised state, collecting every
-  problem before failing, so that one run lists them all and nothing has been changed;
-* ``plan_regions`` and ``host_users`` compare the state with what the account and the
-  inventory hold and say what would change, in words a reviewer of a pull request can read.
+  problem before failing, so that one run lists them all and nothing has been changed.
+
+The key pair checks are the modules' own (``_ecs_validate``); nothing here loads the API client.
+What would change is ``_reconcile_plan``.
 """
 
 from __future__ import annotations
@@ -20,18 +21,20 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
-from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair import (
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_validate import (
     ACCEPTED_KEY_TYPES,
+    INSTANCE_ID_PATTERN,
+    REGION_PATTERN,
     KeypairError,
     validate_name,
     validate_tags,
+    whitespace_problem,
 )
-from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_shape import whitespace_problem
+from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import looks_like_private_key, quote_input
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import SSHKeyError, parse_public_key
 from ansible_collections.sshkeys.ecs.plugins.module_utils._regular_file import UnsafeFileError, read_regular
@@ -43,10 +46,6 @@ KEY_PAIR_KEYS = ("name", "public_key", "public_key_file", "tags", "instances")
 ENTRY_KEYS = ("hosts", "users")
 USER_KEYS = ("name", "path", "exclusive", "allow_empty", "keys", "remove")
 KEY_ITEM_KEYS = ("key", "options", "comment")
-# Matched against the whole value (fullmatch): with re.match, '$' also matches before a final
-# newline, so 'i-abc\n' would pass.
-REGION_PATTERN = re.compile(r"[a-z]{2,}(-[a-z0-9]+)+")
-INSTANCE_PATTERN = re.compile(r"i-[0-9a-z]{2,62}")
 # The portable POSIX user name set, plus the '$' of machine accounts.
 USER_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?")
 MAX_KEY_FILE = 64 * 1024
@@ -330,7 +329,7 @@ def _key_pairs(check: _Checker, value: Any, region_where: str) -> List[Dict[str,
         if "instances" in item:
             instances = check.string_list(item["instances"], f"{here}.instances")
             for instance_id in instances:
-                if not INSTANCE_PATTERN.fullmatch(instance_id):
+                if not INSTANCE_ID_PATTERN.fullmatch(instance_id):
                     check.add(f"{here}.instances", f"{quote_input(instance_id)} is not an instance id like i-bp1..."
                               + _whitespace_hint(instance_id))
                 elif instance_id in holders:
@@ -446,200 +445,3 @@ def _user_keys(check: _Checker, value: Any, where: str) -> List[Dict[str, Any]]:
             entry["comment"] = comment
         out.append(entry)
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Planning: the account
-
-
-def plan_regions(regions: Sequence[Mapping[str, Any]], found: Sequence[Any]) -> Dict[str, Any]:
-    """What would change in each region, given ecs_keypair_info's key_pairs for each (same order)."""
-    if len(found) != len(regions):
-        raise ValueError(f"expected the key pairs of {len(regions)} region(s), got {len(found)}")
-    plans = [plan_region(region, pairs) for region, pairs in zip(regions, found)]
-    return {
-        "regions": plans,
-        "changes": [line for plan in plans for line in plan["changes"]],
-        "drift": any(plan["drift"] for plan in plans),
-    }
-
-
-def plan_region(region: Mapping[str, Any], key_pairs: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
-    """Compare one region's desired key pairs with the key pairs (with instances) the account holds."""
-    name_of_region = region["region"]
-    actual = {str(item["name"]): item for item in key_pairs}
-    # Who holds what now, as the info module read it.
-    holder_of: Dict[str, str] = {}
-    for item in key_pairs:
-        for instance in item.get("instances") or []:
-            holder_of[str(instance.get("instance_id"))] = str(item["name"])
-    wanted_holder = {i: pair["name"] for pair in region["key_pairs"] for i in (pair["instances"] or [])}
-    plan: Dict[str, Any] = {"region": name_of_region, "prune": region["prune"], "reboot": region["reboot"],
-                            "import": [], "replace": [], "retag": [], "attach": [], "detach": [],
-                            "unlisted": [], "delete": [], "unmanaged": [], "keypair_tasks": [], "changes": []}
-    say = plan["changes"].append
-    for pair in region["key_pairs"]:
-        name = pair["name"]
-        current = actual.get(name)
-        if current is None:
-            plan["import"].append(name)
-            tags = f", tags {_tags_text(pair['tags'])}" if pair["tags"] else ""
-            say(f"{name_of_region}: import key pair {name} ({pair['fingerprint']}){tags}")
-        else:
-            if current.get("public_key") != pair["identity"]:
-                plan["replace"].append(name)
-                before = current.get("fingerprint_sha256") or "unknown public key"
-                say(f"{name_of_region}: replace the public key of {name} ({before} -> {pair['fingerprint']});"
-                    " its instances get the new key pair at their next restart")
-            retag = _retag(current.get("tags") or {}, pair["tags"])
-            if retag:
-                plan["retag"].append(dict(name=name, **retag))
-                say(f"{name_of_region}: tags of {name}: {_retag_text(retag)}")
-        if pair["instances"] is not None:
-            missing = [i for i in pair["instances"] if holder_of.get(i) != name]
-            if missing:
-                plan["attach"].append({"name": name, "instance_ids": missing, "imported": current is None})
-                was = ", ".join(f"{i} (holds {holder_of[i]})" if i in holder_of else i for i in missing)
-                say(f"{name_of_region}: attach {name} to {was}"
-                    + ("; reboot them" if region["reboot"] else "; effective at their next restart"))
-            extra = sorted(i for i, holder in holder_of.items() if holder == name and i not in wanted_holder)
-            if extra:
-                key = "detach" if region["prune"] else "unlisted"
-                plan[key].append({"name": name, "instance_ids": extra})
-                verb = "detach" if region["prune"] else "left as is (prune: true detaches)"
-                say(f"{name_of_region}: {', '.join(extra)} hold(s) {name} but the state file does not list them: {verb}")
-    # One ecs_keypair task for each key pair that needs one; the module decides again itself.
-    touched = set(plan["import"]) | set(plan["replace"]) | {entry["name"] for entry in plan["retag"]}
-    plan["keypair_tasks"] = [{"name": pair["name"], "public_key": pair["public_key"], "tags": pair["tags"]}
-                             for pair in region["key_pairs"] if pair["name"] in touched]
-    desired_names = {pair["name"] for pair in region["key_pairs"]}
-    for name in sorted(actual):
-        if name in desired_names or any(fnmatch.fnmatchcase(name, p) for p in region["ignore"]):
-            continue
-        item = actual[name]
-        held = [str(i.get("instance_id")) for i in item.get("instances") or []
-                if wanted_holder.get(str(i.get("instance_id"))) is None]
-        held_text = f", held by {', '.join(held)}" if held else ""
-        entry = {"name": name, "fingerprint": item.get("fingerprint_sha256"), "instance_ids": held}
-        if region["prune"]:
-            plan["delete"].append(entry)
-            say(f"{name_of_region}: delete key pair {name} ({item.get('fingerprint_sha256')}{held_text}),"
-                " not in the state file; detached from its instances first")
-        else:
-            plan["unmanaged"].append(entry)
-            say(f"{name_of_region}: key pair {name} ({item.get('fingerprint_sha256')}{held_text}) is not in the"
-                " state file: left as is (prune: true deletes it)")
-    plan["drift"] = bool(plan["changes"])
-    return plan
-
-
-def _retag(current: Mapping[str, str], desired: Optional[Mapping[str, str]]) -> Dict[str, Any]:
-    if desired is None:
-        return {}
-    to_set = {k: v for k, v in desired.items() if current.get(k) != v}
-    to_remove = sorted(k for k in current if k not in desired)
-    if not to_set and not to_remove:
-        return {}
-    return {"set": to_set, "remove": to_remove}
-
-
-def _tags_text(tags: Mapping[str, str]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(tags.items()))
-
-
-def _retag_text(retag: Mapping[str, Any]) -> str:
-    parts = []
-    if retag["set"]:
-        parts.append("set " + _tags_text(retag["set"]))
-    if retag["remove"]:
-        parts.append("remove " + ", ".join(retag["remove"]))
-    return "; ".join(parts)
-
-
-# ---------------------------------------------------------------------------------------------
-# Planning: the hosts
-
-
-def host_users(entries: Sequence[Mapping[str, Any]], entry_hosts: Sequence[Sequence[str]]) -> Dict[str, Any]:
-    """The authorized_keys role's users for each host, merged over every entry that names it.
-
-    A host in several entries gets the union of their keys for a user; the user is exclusive
-    when any entry says so (the stricter reading wins); entries must agree on its file.
-    """
-    if len(entries) != len(entry_hosts):
-        raise ValueError(f"expected the hosts of {len(entries)} entries, got {len(entry_hosts)}")
-    per_host: Dict[str, Dict[Tuple[str, str], Dict[str, Any]]] = {}
-    problems: List[str] = []
-    unmatched: List[str] = []
-    for index, (entry, hosts) in enumerate(zip(entries, entry_hosts)):
-        if not hosts:
-            unmatched.append(f"authorized_keys[{index}]: hosts {quote_input(entry['hosts'])} matches no host of the inventory")
-        for host in hosts:
-            users = per_host.setdefault(str(host), {})
-            for user in entry["users"]:
-                merged = users.get((user["name"], user["path"] or ""))
-                if merged is None:
-                    users[(user["name"], user["path"] or "")] = {
-                        "name": user["name"], "path": user["path"], "exclusive": user["exclusive"],
-                        "allow_empty": user["allow_empty"],
-                        "add": [_role_key(k) for k in user["keys"]], "remove": list(user["remove"]),
-                        "_seen": {(k["identity"], k.get("options")) for k in user["keys"]},
-                    }
-                    continue
-                merged["exclusive"] = merged["exclusive"] or user["exclusive"]
-                merged["allow_empty"] = merged["allow_empty"] or user["allow_empty"]
-                for key in user["keys"]:
-                    ident = (key["identity"], key.get("options"))
-                    if ident not in merged["_seen"]:
-                        merged["_seen"].add(ident)
-                        merged["add"].append(_role_key(key))
-                merged["remove"].extend(k for k in user["remove"] if k not in merged["remove"])
-    result: Dict[str, List[Dict[str, Any]]] = {}
-    for host in sorted(per_host):
-        out = []
-        for user in per_host[host].values():
-            wanted = {ident for ident, _options in user.pop("_seen")}
-            if wanted & set(user["remove"]):
-                problems.append(f"host {host}, user {user['name']}: a key is both wanted and removed by different entries")
-            if user["exclusive"]:
-                user["remove"] = []
-            if user["path"] is None:
-                user.pop("path")
-            out.append(user)
-        result[host] = out
-    return {"hosts": result, "problems": problems, "warnings": unmatched}
-
-
-def _role_key(key: Mapping[str, Any]) -> Any:
-    """A key as the authorized_keys role (and module) takes it."""
-    if "options" not in key and "comment" not in key:
-        return key["key"]
-    out = {"key": key["key"]}
-    for field in ("options", "comment"):
-        if field in key:
-            out[field] = key[field]
-    return out
-
-
-def host_report(results: Mapping[str, Any]) -> Dict[str, Any]:
-    """Drift lines from the authorized_keys role's registered results, per host."""
-    changes: List[str] = []
-    errors: List[str] = []
-    for host in sorted(results):
-        result = results[host]
-        if not isinstance(result, Mapping) or not result:
-            errors.append(f"{host}: no result (unreachable, or the role failed)")
-            continue
-        if result.get("failed"):
-            errors.append(f"{host}: the authorized_keys role failed: {result.get('msg', 'see above')}")
-            continue
-        for item in result.get("results") or []:
-            if not isinstance(item, Mapping) or not item.get("changed"):
-                continue
-            parts = []
-            for field, verb in (("added", "add"), ("removed", "remove"), ("changed_keys", "rewrite")):
-                if item.get(field):
-                    parts.append(f"{verb} {', '.join(item[field])}")
-            user = item.get("user") or "?"
-            changes.append(f"{host}: authorized_keys of {user}: {'; '.join(parts) or 'rewrite'}")
-    return {"changes": changes, "errors": errors, "drift": bool(changes or errors)}
