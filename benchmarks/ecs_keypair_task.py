@@ -153,21 +153,21 @@ def _counted(emulator: Emulator, work, *args) -> collections.Counter:
 
 
 def _list(emulator: Emulator, pattern: str, size: int) -> None:
-    found = module_utils("_keypair").list_key_pairs(emulator.client(), {"names": [pattern], "include_public_key": True})
+    found = module_utils("_keypair_info").list_key_pairs(emulator.client(), names=[pattern], include_public_key=True)
     if len(found) != size:
         raise SystemExit(f"listing found {len(found)} key pairs, not {size}")
 
 
 def _delete(emulator: Emulator, names: list) -> None:
-    result = module_utils("_keypair").ensure_absent_many(emulator.client(), {"names": names}, False)
+    result = module_utils("_keypair_delete").ensure_absent_many(emulator.client(), names)
     if result["deleted"] != names:
         raise SystemExit(f"the bulk delete deleted {len(result['deleted'])} of {len(names)} key pairs")
 
 
 def _attach(emulator: Emulator, name: str, instance_ids: list) -> None:
-    module_utils("_attach").run(emulator.client(), {"key_pair_name": name, "instance_ids": instance_ids,
-                                                    "state": "present", "reboot": False, "wait_timeout": 300},
-                                False, lambda _text: None)
+    attach = module_utils("_attach")
+    attach.run(emulator.client(), attach.AttachJob(key_pair_name=name, instance_ids=instance_ids, wait_timeout=300),
+               False)
 
 
 def _figure(calls: collections.Counter, action: str, minimum: int) -> dict:
@@ -194,7 +194,7 @@ def api_economy(sizes: list) -> list:
             _import(setup, names, public)
             listed = _counted(emulator, _list, emulator, f"bulk-{size}-*", size)
             deleted = _counted(emulator, _delete, emulator, names)
-            if module_utils("_keypair").list_key_pairs(setup, {"names": [f"bulk-{size}-*"]}):
+            if module_utils("_keypair_info").list_key_pairs(setup, names=[f"bulk-{size}-*"]):
                 raise SystemExit("deleting left key pairs behind")
             rows.append({"n": size, "list": _figure(listed, "DescribeKeyPairs", math.ceil(size / 50)),
                          "delete": _figure(deleted, "DeleteKeyPairs", math.ceil(size / 100))})

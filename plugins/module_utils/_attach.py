@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._changes import PartialChangeError, join_ids
@@ -21,8 +22,8 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_api import (
 )
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_shape import public_ip_addresses
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_validate import INSTANCE_ID_PATTERN, validate_name
 from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
-from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_validate import INSTANCE_ID_PATTERN, KeypairError, validate_name
 from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import quote_input
 
 # Only these statuses take a key pair (the others are moments of a transition).
@@ -37,6 +38,19 @@ EFFECT = {
     "absent": ("The key pair is removed from the instance at its next restart; password login stays "
                "off until the instance's password is reset."),
 }
+
+
+@dataclass(frozen=True)
+class AttachJob:
+    """What one ecs_keypair_attach task asks for: its options as named values."""
+
+    key_pair_name: str
+    instance_ids: Sequence[Any]
+    state: str = "present"
+    reboot: bool = False
+    force_stop: bool = False
+    wait_timeout: int = 600
+    skip_windows: bool = False
 
 
 class AttachError(SshKeysError):
@@ -58,10 +72,7 @@ class JobFailed(PartialChangeError):
 
 def check_input(key_pair_name: str, instance_ids: Sequence[Any], wait_timeout: int) -> List[str]:
     """The instance ids as strings, or AttachError naming every offending id."""
-    try:
-        validate_name(key_pair_name, "key_pair_name")
-    except KeypairError as exc:
-        raise AttachError(str(exc)) from None
+    validate_name(key_pair_name, "key_pair_name")
     # Spaces around an id are dropped: a list given as one string ("i-a, i-b") arrives as
     # ["i-a", " i-b"]. What is left must be an id as a whole.
     ids = [str(item).strip() for item in instance_ids or []]
@@ -248,73 +259,66 @@ def diff_of(entries: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
             "after": {"instances": {e["instance_id"]: e["key_pair_after"] for e in entries}}}
 
 
-def plan_job(client: Any, params: Mapping[str, Any], check_mode: bool,
-             warnings: List[str]) -> List[Dict[str, Any]]:
+def plan_job(client: Any, job: AttachJob, check_mode: bool, warnings: List[str]) -> List[Dict[str, Any]]:
     """The per-instance entries of the job, decided from reads only (AttachError when impossible)."""
-    name = params["key_pair_name"]
-    state = params["state"]
-    ids = check_input(name, params["instance_ids"], params["wait_timeout"])
+    name, state = job.key_pair_name, job.state
+    ids = check_input(name, job.instance_ids, job.wait_timeout)
     if state == "present" and get_key_pair(client, name, include_public_key=False) is None:
         raise AttachError(f"key pair {name} does not exist in region {client.region}; create or import it "
                           "first (sshkeys.ecs.ecs_keypair)")
     found = read_instances(client, ids)
-    entries, planned = make_plan(ids, found, name, state, params.get("skip_windows", False))
+    entries, planned = make_plan(ids, found, name, state, job.skip_windows)
     warnings.extend(planned)
-    reboot_wanted = bool(params.get("reboot"))
     for one in entries:
         if one["action"] not in ("attached", "detached"):
             continue
         # A running instance takes the change at a reboot (if asked for), a stopped one at its start.
-        one["needs_restart"] = not (reboot_wanted and one["status"] == "Running")
+        one["needs_restart"] = not (job.reboot and one["status"] == "Running")
         if check_mode:
             one["message"] = f"would be {one['action']} (check mode)" + (
                 "; takes effect at the next start" if one["status"] == "Stopped" else "")
     return entries
 
 
-def run(client: Any, params: Mapping[str, Any], check_mode: bool, *,
+def run(client: Any, job: AttachJob, check_mode: bool, *,
         clock: Optional[Callable[[], float]] = None, sleep: Optional[Callable[[float], None]] = None,
         poll: float = 2.0) -> Dict[str, Any]:
     """Decide with DescribeKeyPairs/DescribeInstances, then attach or detach, then reboot.
 
     Raises AttachError before any change, JobFailed after a change when something failed.
     """
-    name = params["key_pair_name"]
-    state = params["state"]
+    name, state = job.key_pair_name, job.state
     warnings: List[str] = []
-    entries = plan_job(client, params, check_mode, warnings)
+    entries = plan_job(client, job, check_mode, warnings)
     to_change = [e for e in entries if e["action"] in ("attached", "detached")]
-    reboot_wanted = bool(params.get("reboot"))
     result = summary(entries, name, state, warnings)
-    result["would_restart"] = [e["instance_id"] for e in to_change
-                               if reboot_wanted and e["status"] == "Running"]
+    result["would_restart"] = [e["instance_id"] for e in to_change if job.reboot and e["status"] == "Running"]
     if check_mode or not to_change:
         return result
 
     send = attach_key_pair if state == "present" else detach_key_pair
     outcome = send(client, name, [e["instance_id"] for e in to_change])
-    record_outcome(to_change, outcome, params.get("skip_windows", False), warnings)
+    record_outcome(to_change, outcome, job.skip_windows, warnings)
     done = [e for e in to_change if e["action"] in ("attached", "detached")]
     # Reboot only what changed in this run and is running: a re-run finds the binding in place,
     # changes nothing and so reboots nothing a second time.
-    to_reboot = [e for e in done if reboot_wanted and e["status"] == "Running"]
-    rebooted = request_reboots(client, to_reboot, params.get("force_stop", False))
+    to_reboot = [e for e in done if job.reboot and e["status"] == "Running"]
+    rebooted = request_reboots(client, to_reboot, job.force_stop)
     try:
-        timed_out = wait_rebooted(client, to_reboot, rebooted, params["wait_timeout"], clock=clock, sleep=sleep,
-                                  poll=poll)
+        timed_out = wait_rebooted(client, to_reboot, rebooted, job.wait_timeout, clock=clock, sleep=sleep, poll=poll)
     except EcsApiError as error:
         # The attach or detach (and the reboots) are done: a failing wait must not hide them.
         result = summary(entries, name, state, warnings)
         result["would_restart"] = []
         raise JobFailed(f"waiting for the rebooted instances failed: {error}; "
-                        + failure_message(entries, result["failed_instances"], [], [], params["wait_timeout"]),
+                        + failure_message(entries, result["failed_instances"], [], [], job.wait_timeout),
                         result, error, rebooted) from None
     result = summary(entries, name, state, warnings)
     result["would_restart"] = []
     failed = result["failed_instances"]
     reboot_failed = [e["instance_id"] for e in to_reboot if e.get("restart_error")]
     if failed or reboot_failed or timed_out:
-        raise JobFailed(failure_message(entries, failed, reboot_failed, timed_out, params["wait_timeout"]), result,
+        raise JobFailed(failure_message(entries, failed, reboot_failed, timed_out, job.wait_timeout), result,
                         first_error(outcome), rebooted)
     return result
 

@@ -40,8 +40,8 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_api import (
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_shape import api_public_key, api_tags, same_key
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_validate import MAX_TAGS, KeypairError
-from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import PublicKey, SSHKeyError
-from ansible_collections.sshkeys.ecs.plugins.module_utils._private_keys import public_key_from_private
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_keys import public_key_of_private_text
+from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import PublicKey
 from ansible_collections.sshkeys.ecs.plugins.module_utils._private_key_file import (
     PendingMarker,
     PrivateKeyFile,
@@ -88,13 +88,6 @@ def settle_seconds(code: str, timeout: float) -> float:
 
 # ---------------------------------------------------------------------------------------------
 # Single writes.
-
-
-def _public_key_of(private: str) -> Optional[PublicKey]:
-    try:
-        return public_key_from_private(private)
-    except (ImportError, SSHKeyError):
-        return None
 
 
 def import_key(client: Any, name: str, key: PublicKey, tags: Optional[Mapping[str, str]],
@@ -202,7 +195,7 @@ class CloudCreate:
     def _confirmed(self, private: str) -> Optional[bool]:
         """After lost answers: once this run's late requests must have landed, does the key pair
         still match the private key just saved? None when it cannot be read."""
-        key = _public_key_of(private)
+        key = public_key_of_private_text(private)
         self.client.wait(settle_seconds(self.lost.code if self.lost else "", self.client.timeout))
         try:
             item = get_key_pair(self.client, self.name)

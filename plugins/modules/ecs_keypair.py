@@ -323,12 +323,7 @@ error:
 """
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_module import EcsModule
-from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair import (
-    KeypairError,
-    ensure_absent,
-    ensure_absent_many,
-    ensure_present,
-)
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair import KeypairOptions, keypair_task
 
 
 def argument_spec() -> dict:
@@ -360,13 +355,16 @@ def main() -> None:
                        required_one_of=[("name", "names")])
 
     def run(m: EcsModule) -> dict:
-        if m.params["names"] is not None and m.params["state"] != "absent":
-            raise KeypairError("names is for state=absent only; give one key pair in name to create or import it")
-        if m.params["state"] == "present":
-            handler = ensure_present
-        else:
-            handler = ensure_absent if m.params["names"] is None else ensure_absent_many
-        return handler(m.client, m.params, m.check_mode)
+        p = m.params
+        options = KeypairOptions(
+            name=p["name"], names=p["names"], state=p["state"], public_key=p["public_key"],
+            public_key_path=p["public_key_path"], generate=p["generate"], key_type=p["key_type"],
+            key_size=p["key_size"], passphrase=p["passphrase"], private_key_path=p["private_key_path"],
+            overwrite_private_key=p["overwrite_private_key"], return_private_key=p["return_private_key"],
+            on_mismatch=p["on_mismatch"], detach_instances=p["detach_instances"],
+            include_instances=p["include_instances"], tags=p["tags"], purge_tags=p["purge_tags"],
+            resource_group_id=p["resource_group_id"])
+        return keypair_task(m.client, options, m.check_mode)
 
     module.run(run)
 

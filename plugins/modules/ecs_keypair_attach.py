@@ -236,7 +236,7 @@ error:
   type: dict
 """
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils._attach import run
+from ansible_collections.sshkeys.ecs.plugins.module_utils._attach import AttachJob, run
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_module import EcsModule
 
 
@@ -255,7 +255,11 @@ def main() -> None:
     )
 
     def body(m: EcsModule) -> dict:
-        return run(m.client, m.params, m.check_mode)
+        p = m.params
+        job = AttachJob(key_pair_name=p["key_pair_name"], instance_ids=p["instance_ids"], state=p["state"],
+                        reboot=p["reboot"], force_stop=p["force_stop"], wait_timeout=p["wait_timeout"],
+                        skip_windows=p["skip_windows"])
+        return run(m.client, job, m.check_mode)
 
     module.run(body)
 

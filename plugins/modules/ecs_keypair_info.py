@@ -130,7 +130,7 @@ error:
 """
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_module import EcsModule
-from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair import list_key_pairs
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_info import list_key_pairs
 
 
 def main() -> None:
@@ -147,7 +147,12 @@ def main() -> None:
     )
 
     def run(m: EcsModule) -> dict:
-        return {"changed": False, "key_pairs": list_key_pairs(m.client, m.params)}
+        p = m.params
+        key_pairs = list_key_pairs(m.client, names=p["names"], fingerprint=p["fingerprint"], tags=p["tags"],
+                                   resource_group_id=p["resource_group_id"],
+                                   include_public_key=p["include_public_key"],
+                                   include_instances=p["include_instances"])
+        return {"changed": False, "key_pairs": key_pairs}
 
     module.run(run)
 

@@ -325,23 +325,28 @@ def _key_pairs(check: _Checker, value: Any, region_where: str) -> List[Dict[str,
                     tags = validate_tags(item["tags"])
                 except KeypairError as exc:
                     check.add(f"{here}.tags", str(exc))
-        instances = None
-        if "instances" in item:
-            instances = check.string_list(item["instances"], f"{here}.instances")
-            for instance_id in instances:
-                if not INSTANCE_ID_PATTERN.fullmatch(instance_id):
-                    check.add(f"{here}.instances", f"{quote_input(instance_id)} is not an instance id like i-bp1..."
-                              + _whitespace_hint(instance_id))
-                elif instance_id in holders:
-                    # An instance holds at most one key pair: the state would contradict itself.
-                    check.add(f"{here}.instances", f"{instance_id} is also listed under key pair {holders[instance_id]}"
-                                                   " (an instance holds one key pair at most)")
-                else:
-                    holders[instance_id] = str(name)
+        instances = _instances(check, item["instances"], f"{here}.instances", name, holders) \
+            if "instances" in item else None
         if name and key is not None:
             out.append({"name": name, "public_key": key.line(), "identity": key.identity(),
                         "fingerprint": key.fingerprint("sha256"), "tags": tags, "instances": instances})
     return out
+
+
+def _instances(check: _Checker, value: Any, where: str, name: Any, holders: Dict[str, str]) -> List[str]:
+    """The instance ids of one key pair; holders records which key pair lists each id."""
+    instances = check.string_list(value, where)
+    for instance_id in instances:
+        if not INSTANCE_ID_PATTERN.fullmatch(instance_id):
+            check.add(where, f"{quote_input(instance_id)} is not an instance id like i-bp1..."
+                      + _whitespace_hint(instance_id))
+        elif instance_id in holders:
+            # An instance holds at most one key pair: the state would contradict itself.
+            check.add(where, f"{instance_id} is also listed under key pair {holders[instance_id]}"
+                             " (an instance holds one key pair at most)")
+        else:
+            holders[instance_id] = str(name)
+    return instances
 
 
 def _entries(check: _Checker, value: Any) -> List[Dict[str, Any]]:
