@@ -35,6 +35,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.sshkeys.ecs.plugins.plugin_utils._filter_errors import filter_errors
 from ansible_collections.sshkeys.ecs.plugins.plugin_utils._reconcile_plan import host_report
 
 
@@ -42,7 +43,8 @@ def reconcile_host_report(results):
     """Drift lines from per-host role results."""
     if not isinstance(results, dict):
         raise AnsibleFilterError('reconcile_host_report expects a mapping of host names to results')
-    return host_report(results)
+    with filter_errors('reconcile_host_report'):
+        return host_report(results)
 
 
 class FilterModule:

@@ -46,6 +46,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.sshkeys.ecs.plugins.plugin_utils._filter_errors import filter_errors
 from ansible_collections.sshkeys.ecs.plugins.plugin_utils._reconcile_plan import host_users
 
 
@@ -53,10 +54,8 @@ def reconcile_hosts(entries, entry_hosts):
     """The role's users per host, from the state's entries and the hosts their patterns match."""
     if not isinstance(entries, list) or not isinstance(entry_hosts, list):
         raise AnsibleFilterError('reconcile_hosts expects the list of entries and the list of their hosts')
-    try:
+    with filter_errors('reconcile_hosts'):
         return host_users(entries, entry_hosts)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise AnsibleFilterError(f'reconcile_hosts: unexpected input ({type(exc).__name__}: {exc})') from None
 
 
 class FilterModule:

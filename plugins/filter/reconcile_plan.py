@@ -47,6 +47,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.sshkeys.ecs.plugins.plugin_utils._filter_errors import filter_errors
 from ansible_collections.sshkeys.ecs.plugins.plugin_utils._reconcile_plan import plan_regions
 
 
@@ -55,10 +56,8 @@ def reconcile_plan(regions, found):
     if not isinstance(regions, list) or not isinstance(found, list):
         raise AnsibleFilterError('reconcile_plan expects the list of desired regions and the list of key pairs found')
     found = [item.get('key_pairs', []) if isinstance(item, dict) else item for item in found]
-    try:
+    with filter_errors('reconcile_plan'):
         return plan_regions(regions, found)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise AnsibleFilterError(f'reconcile_plan: unexpected input ({type(exc).__name__}: {exc})') from None
 
 
 class FilterModule:

@@ -54,17 +54,16 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sshkeys.ecs.plugins.plugin_utils._reconcile_state import StateError, load_state, validate_state
+from ansible_collections.sshkeys.ecs.plugins.plugin_utils._filter_errors import filter_errors
+from ansible_collections.sshkeys.ecs.plugins.plugin_utils._reconcile_state import load_state, validate_state
 
 
 def reconcile_state(value, base_dir='.', source='desired state'):
     """The checked, normalised desired state from the YAML text of a state file."""
     if not isinstance(value, str):
         raise AnsibleFilterError(f'reconcile_state expects the text of the state file, not {type(value).__name__}')
-    try:
+    with filter_errors('reconcile_state'):
         return validate_state(load_state(value, str(source)), str(base_dir), str(source))
-    except StateError as exc:
-        raise AnsibleFilterError(str(exc)) from None
 
 
 class FilterModule:

@@ -57,11 +57,8 @@ class EcsApiError(SshKeysError):
     def __init__(self, *, code: str, message: str, request_id: Optional[str] = None,
                  http_status: Optional[int] = None, action: Optional[str] = None,
                  sent: bool = True) -> None:
-        self.code = code
-        self.message = message
-        self.request_id = request_id
-        self.http_status = http_status
-        self.action = action
+        self.code, self.message, self.request_id = code, message, request_id
+        self.http_status, self.action = http_status, action
         # False when the request surely never reached the service (nothing was acted on).
         self.sent = sent
         super().__init__(self.__str__())

@@ -13,7 +13,8 @@ AnsibleModule or ``module.params``.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+import dataclasses
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._changes import PartialChangeError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._credentials import (
@@ -24,6 +25,8 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._credentials import (
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._masking import MaskingAnsibleModule
+
+T = TypeVar("T")
 
 
 def ecs_argument_spec() -> dict:
@@ -78,9 +81,13 @@ class EcsModule:
                 self.module.no_log_values.add(secret)
         return build_client(connection, factory=self._client_factory)
 
-    @property
-    def region(self) -> str:
-        return self.client.region
+    def options(self, job: Callable[..., T]) -> T:
+        """job (a dataclass whose fields are option names) filled with those options' values."""
+        return job(**self.values(*(item.name for item in dataclasses.fields(job))))
+
+    def values(self, *names: str) -> Dict[str, Any]:
+        """The values of the named options, to pass on as keyword arguments."""
+        return {name: self.params[name] for name in names}
 
     def run(self, body: Callable[["EcsModule"], Mapping[str, Any]]) -> None:
         """Runs body(self) and exits with its result: the one way out of every cloud module.
@@ -96,6 +103,15 @@ class EcsModule:
             msg, fields = failure_of(error)
             self.module.fail_json(msg=msg, **self._finish(fields))
         self.module.exit_json(**self._finish(result))
+
+    def run_job(self, job: Callable[..., T], task: Callable[[Any, T, bool], Mapping[str, Any]]) -> None:
+        """run() of task(client, job, check_mode), with job built from the options first: its own
+        checks fail before credentials are looked for."""
+        def body(module: "EcsModule") -> Mapping[str, Any]:
+            values = module.options(job)
+            return task(module.client, values, module.check_mode)
+
+        self.run(body)
 
     def _finish(self, result: Dict[str, Any]) -> Dict[str, Any]:
         for warning in result.pop("warnings", None) or []:

@@ -14,6 +14,7 @@ private key nobody holds without saying so (and without a marker the next run ac
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._changes import (
@@ -141,6 +142,7 @@ def apply_tags(client: Any, name: str, current: Mapping[str, str], to_set: Mappi
 # CreateKeyPair: the private key comes once, in the answer.
 
 
+@dataclass
 class CloudCreate:
     """CreateKeyPair, then the private key straight into its file before anything else runs.
 
@@ -154,21 +156,19 @@ class CloudCreate:
     is another run's success and is kept.
     """
 
-    def __init__(self, client: Any, name: str, tags: Optional[Mapping[str, str]], group: Optional[str],
-                 target: Optional[PrivateKeyFile], *, after_delete: bool = False,
-                 marker: Optional[PendingMarker] = None, passphrase: Optional[str] = None) -> None:
-        self.client = client
-        self.name = name
-        self.tags = tags
-        self.group = group
-        self.target = target
-        self.after_delete = after_delete
-        self.marker = marker
-        self.passphrase = passphrase
-        self.lost: Optional[EcsApiError] = None  # the last answer of this run that was lost
-        self.notes: List[str] = []
-        # True when, after lost answers, the key pair could not be read back to confirm it.
-        self.unconfirmed = False
+    client: Any
+    name: str
+    tags: Optional[Mapping[str, str]]
+    group: Optional[str]
+    target: Optional[PrivateKeyFile]
+    after_delete: bool = False
+    marker: Optional[PendingMarker] = None
+    passphrase: Optional[str] = field(default=None, repr=False)
+    # The last answer of this run that was lost, and what was done about it.
+    lost: Optional[EcsApiError] = field(default=None, init=False)
+    notes: List[str] = field(default_factory=list, init=False)
+    # True when, after lost answers, the key pair could not be read back to confirm it.
+    unconfirmed: bool = field(default=False, init=False)
 
     def run(self) -> Tuple[Dict[str, Any], str]:
         """(reply without the private key, private key text)."""

@@ -353,20 +353,7 @@ def main() -> None:
     module = EcsModule(argument_spec(), supports_check_mode=True,
                        mutually_exclusive=[("public_key", "public_key_path"), ("name", "names")],
                        required_one_of=[("name", "names")])
-
-    def run(m: EcsModule) -> dict:
-        p = m.params
-        options = KeypairOptions(
-            name=p["name"], names=p["names"], state=p["state"], public_key=p["public_key"],
-            public_key_path=p["public_key_path"], generate=p["generate"], key_type=p["key_type"],
-            key_size=p["key_size"], passphrase=p["passphrase"], private_key_path=p["private_key_path"],
-            overwrite_private_key=p["overwrite_private_key"], return_private_key=p["return_private_key"],
-            on_mismatch=p["on_mismatch"], detach_instances=p["detach_instances"],
-            include_instances=p["include_instances"], tags=p["tags"], purge_tags=p["purge_tags"],
-            resource_group_id=p["resource_group_id"])
-        return keypair_task(m.client, options, m.check_mode)
-
-    module.run(run)
+    module.run_job(KeypairOptions, keypair_task)
 
 
 if __name__ == "__main__":

@@ -253,15 +253,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-
-    def body(m: EcsModule) -> dict:
-        p = m.params
-        job = AttachJob(key_pair_name=p["key_pair_name"], instance_ids=p["instance_ids"], state=p["state"],
-                        reboot=p["reboot"], force_stop=p["force_stop"], wait_timeout=p["wait_timeout"],
-                        skip_windows=p["skip_windows"])
-        return run(m.client, job, m.check_mode)
-
-    module.run(body)
+    module.run_job(AttachJob, run)
 
 
 if __name__ == "__main__":

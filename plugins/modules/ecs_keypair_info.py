@@ -145,16 +145,8 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-
-    def run(m: EcsModule) -> dict:
-        p = m.params
-        key_pairs = list_key_pairs(m.client, names=p["names"], fingerprint=p["fingerprint"], tags=p["tags"],
-                                   resource_group_id=p["resource_group_id"],
-                                   include_public_key=p["include_public_key"],
-                                   include_instances=p["include_instances"])
-        return {"changed": False, "key_pairs": key_pairs}
-
-    module.run(run)
+    module.run(lambda m: {"changed": False, "key_pairs": list_key_pairs(m.client, **m.values(
+        "names", "fingerprint", "tags", "resource_group_id", "include_public_key", "include_instances"))})
 
 
 if __name__ == "__main__":

@@ -128,19 +128,20 @@ class _Checker:
                 self.add(where, f"{key} is required")
         return True
 
-    def boolean(self, value: Any, where: str, default: bool) -> bool:
+    def given(self, value: Any, where: str, kind: type = list, what: str = "a list") -> bool:
+        """Whether an optional field is there with the right type (a wrong one is a problem)."""
         if value is None:
-            return default
-        if not isinstance(value, bool):
-            self.add(where, f"must be true or false, not {_kind(value)}")
-            return default
-        return value
+            return False
+        if not isinstance(value, kind):
+            self.add(where, f"must be {what}, not {_kind(value)}")
+            return False
+        return True
+
+    def boolean(self, value: Any, where: str, default: bool) -> bool:
+        return value if self.given(value, where, bool, "true or false") else default
 
     def string_list(self, value: Any, where: str) -> List[str]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.add(where, f"must be a list, not {_kind(value)}")
+        if not self.given(value, where):
             return []
         out = []
         for index, item in enumerate(value):
@@ -255,10 +256,7 @@ def validate_state(doc: Any, base_dir: str = ".", source: str = "desired state",
 
 
 def _regions(check: _Checker, value: Any) -> List[Dict[str, Any]]:
-    if value is None:
-        return []
-    if not isinstance(value, dict):
-        check.add("regions", f"must be a mapping of region ids, not {_kind(value)}")
+    if not check.given(value, "regions", dict, "a mapping of region ids"):
         return []
     out = []
     for region, body in value.items():
@@ -284,10 +282,7 @@ def _regions(check: _Checker, value: Any) -> List[Dict[str, Any]]:
 
 def _key_pairs(check: _Checker, value: Any, region_where: str) -> List[Dict[str, Any]]:
     where = f"{region_where}.key_pairs"
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        check.add(where, f"must be a list, not {_kind(value)}")
+    if not check.given(value, where):
         return []
     out: List[Dict[str, Any]] = []
     names: Dict[str, int] = {}
@@ -350,10 +345,7 @@ def _instances(check: _Checker, value: Any, where: str, name: Any, holders: Dict
 
 
 def _entries(check: _Checker, value: Any) -> List[Dict[str, Any]]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        check.add("authorized_keys", f"must be a list, not {_kind(value)}")
+    if not check.given(value, "authorized_keys"):
         return []
     out = []
     for index, entry in enumerate(value):
@@ -417,10 +409,7 @@ def _users(check: _Checker, value: Any, entry_where: str) -> List[Dict[str, Any]
 
 
 def _user_keys(check: _Checker, value: Any, where: str) -> List[Dict[str, Any]]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        check.add(where, f"must be a list, not {_kind(value)}")
+    if not check.given(value, where):
         return []
     out = []
     seen: Dict[Tuple[str, Optional[str]], int] = {}
