@@ -6,7 +6,7 @@ PYTHON := .venv/bin/python
 STAGES := $(patsubst tools/stages/%.sh,%,$(wildcard tools/stages/[0-9][0-9]-*.sh))
 STAGE_NAMES := $(foreach s,$(STAGES),$(word 2,$(subst -, ,$(s))))
 
-.PHONY: test check bootstrap clean demo docs-write reliability-report bench bench-quick $(STAGE_NAMES)
+.PHONY: test check bootstrap clean demo docs-write reliability-report bench bench-quick ee $(STAGE_NAMES)
 
 test: bootstrap
 	$(PYTHON) tools/run_tests.py
@@ -41,6 +41,14 @@ bench: bootstrap
 
 bench-quick: bootstrap
 	bash benchmarks/bench.sh --quick $(BENCH_ARGS)
+
+# The execution environment of execution-environment.yml, built on a base image made here from
+# Debian packages (nothing pulled, nothing pushed), and a job run in it the way AWX runs one: key
+# pairs on a fresh emulator, the authorized_keys role over SSH on an instance container. Builds
+# only when what goes into the image changed; figures in tests/output/ee/ee.json. The artifact
+# stage runs the same script where podman is present (docs/execution-environment.md).
+ee: bootstrap
+	bash tools/publish/ee.sh $(EE_ARGS)
 
 clean:
 	rm -rf .cache .test-results tests/output
