@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The shipped artifact:
 #   1. `ansible-galaxy collection build` of a clean copy holds the collection and nothing of the
-#      emulator, benchmarks, CI or tooling;
+#      emulator, benchmarks, CI or tooling, and exactly the files docs/development.md lists
+#      (tools/artifact_files.py);
 #   2. installed into an empty path, ansible-doc finds every module, inventory plugin and filter;
 #   3. a playbook that sees only the installed copy (tools/artifact/installed.yml) drives a fresh
 #      emulator with virtual instances: create a key pair, read it back, attach, detach, delete,
@@ -10,7 +11,14 @@
 #      must not hold any private key;
 #   4. execution-environment.yml: `ansible-builder create` builds the context (nothing pulled),
 #      which must hold this tarball and the requirements; its galaxy step installs the collection
-#      offline, and ansible-builder's own introspection finds its Python and system requirements.
+#      offline, and ansible-builder's own introspection finds its Python and system requirements;
+#   5. the AWX credential type the tarball ships (extensions/awx/credential_type.json): its
+#      injector, rendered as AWX renders it (tools/awx_credential.py), is the only source of the
+#      Alibaba Cloud variables of an ecs_keypair_info run against a fresh emulator, which must
+#      find the key pair made before; the same with a wrong secret must fail;
+#   6. where podman is present, `make ee` (tools/publish/ee.sh) on this tarball: the execution
+#      environment built from execution-environment.yml on a base image made here, and a job in
+#      it run the way AWX runs one (figures in $STAGE_RESULTS/ee.json).
 # One JUnit test case per part in $STAGE_RESULTS/artifact.xml; logs next to it.
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
@@ -55,6 +63,10 @@ fi
 for required in MANIFEST.json FILES.json meta/runtime.yml README.md requirements.txt bindep.txt; do
   printf '%s\n' "$members" | grep -x "$required" >/dev/null || problems+="the artifact lacks $required. "
 done
+# Nothing else either: the files (or per-directory patterns) listed in docs/development.md.
+if ! "$VENV/bin/python" "$ROOT/tools/artifact_files.py" "$tarball" "$src/docs/development.md" >"$STAGE_RESULTS/files.log" 2>&1; then
+  problems+="the artifact's files differ from the list in docs/development.md: $(head -n 10 "$STAGE_RESULTS/files.log" | tr '\n' ' ') "
+fi
 record contents "$([ -z "$problems" ]; echo $?)" "$problems"
 
 # --- 2. installed: ansible-doc ---------------------------------------------------------------
@@ -182,6 +194,83 @@ else
   problems+="ansible-builder create failed: $(tail -n 5 "$STAGE_RESULTS/ansible-builder.log" | tr '\n' ' ') "
 fi
 record execution-environment "$([ -z "$problems" ]; echo $?)" "$problems"
+
+# --- 5. the AWX credential type ----------------------------------------------------------------
+# A key pair is made with the emulator's environment as tools/with-emulator.sh exports it; then
+# ecs_keypair_info runs with nothing but the injector's output for the Alibaba Cloud variables
+# (tools/awx_credential.py exec drops every other one) and must find exactly that key pair.
+export ARTIFACT_CREDENTIAL_TYPE=$installed_root/extensions/awx/credential_type.json
+export ARTIFACT_CREDENTIAL_TOOL=$ROOT/tools/awx_credential.py ARTIFACT_PYTHON=$VENV/bin/python
+export ARTIFACT_ANSIBLE=$VENV/bin/ansible ARTIFACT_CREDENTIAL_OUT=$work/credential
+mkdir -p "$work/credential"
+# shellcheck disable=SC2317  # run by with-emulator.sh through bash -c
+run_with_credential() {
+  local out=$ARTIFACT_CREDENTIAL_OUT inputs
+  inputs=(--input-env access_key_id=ALIBABA_CLOUD_ACCESS_KEY_ID --input-env region_id=ALIBABA_CLOUD_REGION_ID
+    --input-env security_token=ALIBABA_CLOUD_SECURITY_TOKEN --input-env ecs_endpoint=ALIBABA_CLOUD_ECS_ENDPOINT)
+  "$ARTIFACT_ANSIBLE" localhost -m sshkeys.ecs.ecs_keypair -e "ansible_python_interpreter=$ARTIFACT_PYTHON" \
+    -a "name=awx-credential generate=local key_type=ed25519 private_key_path=$out/awx-credential" >"$out/create.log" 2>&1 || return 1
+  "$ARTIFACT_PYTHON" "$ARTIFACT_CREDENTIAL_TOOL" env "$ARTIFACT_CREDENTIAL_TYPE" "${inputs[@]}" \
+    --input-env access_key_secret=ALIBABA_CLOUD_ACCESS_KEY_SECRET >"$out/env.json" || return 1
+  "$ARTIFACT_PYTHON" "$ARTIFACT_CREDENTIAL_TOOL" exec "$ARTIFACT_CREDENTIAL_TYPE" "${inputs[@]}" \
+    --input-env access_key_secret=ALIBABA_CLOUD_ACCESS_KEY_SECRET \
+    --keep ANSIBLE_COLLECTIONS_PATH --keep ANSIBLE_COLLECTIONS_SCAN_SYS_PATH -- \
+    "$ARTIFACT_ANSIBLE" localhost -o -m sshkeys.ecs.ecs_keypair_info -a names=awx-credential \
+    -e "ansible_python_interpreter=$ARTIFACT_PYTHON" >"$out/info.out" 2>"$out/info.err" || return 1
+  # A wrong secret in the credential: the module must fail, so it did use these variables.
+  ! "$ARTIFACT_PYTHON" "$ARTIFACT_CREDENTIAL_TOOL" exec "$ARTIFACT_CREDENTIAL_TYPE" "${inputs[@]}" \
+    --input access_key_secret=not-the-secret \
+    --keep ANSIBLE_COLLECTIONS_PATH --keep ANSIBLE_COLLECTIONS_SCAN_SYS_PATH -- \
+    "$ARTIFACT_ANSIBLE" localhost -o -m sshkeys.ecs.ecs_keypair_info -a names=awx-credential \
+    -e "ansible_python_interpreter=$ARTIFACT_PYTHON" >"$out/wrong.out" 2>"$out/wrong.err"
+}
+export -f run_with_credential
+problems=""
+if "$VENV/bin/python" "$ARTIFACT_CREDENTIAL_TOOL" check "$ARTIFACT_CREDENTIAL_TYPE" >"$STAGE_RESULTS/credential-type.log" 2>&1 &&
+   "$ROOT/tools/with-emulator.sh" --fast -- bash -c run_with_credential >>"$STAGE_RESULTS/credential-type.log" 2>&1; then
+  problems=$("$VENV/bin/python" - "$work/credential" <<'PY'
+import json, subprocess, sys
+out = sys.argv[1]
+env = json.load(open(f"{out}/env.json"))
+def one_line(path):
+    """The result of `ansible localhost -o`: `localhost | SUCCESS => {...}`."""
+    line = [line for line in open(path) if line.startswith("localhost | ")][0]
+    status, _, data = line.partition(" => ")
+    return status.split("|")[1].strip(), json.loads(data)
+status, result = one_line(f"{out}/info.out")
+wrong_status, wrong = one_line(f"{out}/wrong.out")
+public = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", f"{out}/awx-credential"],
+                        capture_output=True, text=True, check=True).stdout.split()[1]
+problems = []
+if sorted(env) != ["ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_ECS_ENDPOINT",
+                   "ALIBABA_CLOUD_REGION_ID", "ALIBABA_CLOUD_SECURITY_TOKEN"]:
+    problems.append(f"the injector set {sorted(env)}")
+pairs = result.get("key_pairs") or []
+if status != "SUCCESS" or [p.get("name") for p in pairs] != ["awx-credential"] or pairs[0].get("fingerprint_sha256") != public:
+    problems.append(f"ecs_keypair_info with the injected environment: {status}, found {[p.get('name') for p in pairs]}")
+if wrong_status != "FAILED!":
+    problems.append(f"ecs_keypair_info with a wrong secret in the credential: {wrong_status}")
+print(" ".join(problems))
+PY
+  ) || problems="could not read the results in $work/credential. "
+else
+  problems="the credential type check or its run failed: $(tail -n 5 "$STAGE_RESULTS/credential-type.log" | tr '\n' ' ') "
+fi
+record awx-credential-type "$([ -z "$problems" ]; echo $?)" "$problems (log: $STAGE_RESULTS/credential-type.log)"
+
+# --- 6. the execution environment, built and run (make ee) ---------------------------------------
+if command -v podman >/dev/null 2>&1; then
+  started=$SECONDS
+  if bash "$ROOT/tools/publish/ee.sh" --tarball "$tarball" >"$STAGE_RESULTS/ee.log" 2>&1; then
+    grep -E '^\[ee\] (built|figures|.*up to date)' "$STAGE_RESULTS/ee.log"
+    record execution-environment-run 0
+  else
+    record execution-environment-run 1 "make ee failed: $(grep -E '^\[ee\]' "$STAGE_RESULTS/ee.log" | tail -n 3 | tr '\n' ' ') (log: $STAGE_RESULTS/ee.log)"
+  fi
+  echo "execution environment part: $((SECONDS - started)) s"
+else
+  echo "--- execution-environment-run: skipped (no podman)"
+fi
 
 write_junit
 [ "$failures" -eq 0 ]
