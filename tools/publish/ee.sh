@@ -136,6 +136,10 @@ all:
           ansible_python_interpreter: /usr/bin/python3
           ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
 EOF
+# An instance left by a run that was killed (its process is gone) would hold the address.
+for stale in $(podman ps -a --format '{{.Names}}' | grep '^sshkeys-ee-instance-[0-9]*$' || true); do
+  kill -0 "${stale##*-}" 2>/dev/null || "$ROOT/tools/instance-rm.sh" "$stale" >/dev/null 2>&1 || true
+done
 "$ROOT/tools/instance-run.sh" "$INSTANCE" "$ADDRESS" "$work/machine_key.pub" >"$OUT/ee-instance.log" 2>&1 ||
   die "could not start the instance container: $(tail -n 3 "$OUT/ee-instance.log")"
 
