@@ -40,6 +40,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._regular_file import (
     kind_of,
     open_regular,
     read_fd,
+    read_regular,
 )
 
 # A private key file is a few KiB; a limit keeps a huge file from being read whole.
@@ -111,22 +112,11 @@ def unsafe_permissions(info: os.stat_result, uid: Optional[int] = None) -> Optio
 
 def read_private_key_file(path: str) -> bytes:
     """The bytes of an existing private key file: regular, not a link, 0600-safe, at most 1 MiB."""
-    what = f"private_key_path {path}"
     try:
-        fd = open_regular(path, what, follow=False)
+        return read_regular(path, f"private_key_path {path}", limit=MAX_PRIVATE_KEY_FILE, follow=False,
+                            check=unsafe_permissions)
     except UnsafeFileError as exc:
         raise KeyFileError(str(exc)) from None
-    try:
-        problem = unsafe_permissions(os.fstat(fd))
-        if problem:
-            raise KeyFileError(f"{what} {problem}")
-        return read_fd(fd, MAX_PRIVATE_KEY_FILE, what)
-    except UnsafeFileError as exc:
-        raise KeyFileError(str(exc)) from None
-    except OSError as exc:
-        raise KeyFileError(f"cannot read {what}: {exc.strerror or type(exc).__name__}") from None
-    finally:
-        os.close(fd)
 
 
 def public_key_of_file(path: str, passphrase: Optional[str]) -> PublicKey:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Optional
+from typing import Callable, Optional
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._file_kinds import kind_of
@@ -25,7 +25,8 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._file_kinds import kin
 class UnsafeFileError(SshKeysError):
     """The path is not a regular file we may read. The message names the path, never content.
 
-    ``reason`` is ``missing``, ``type``, ``size``, ``symlink`` or ``io``.
+    ``reason`` is ``missing``, ``type``, ``size``, ``symlink``, ``unsafe`` (refused by the
+    caller's check) or ``io``.
     """
 
     def __init__(self, message: str, reason: str = "io", errno_value: Optional[int] = None) -> None:
@@ -82,10 +83,18 @@ def read_fd(fd: int, limit: Optional[int] = None, what: str = "the file") -> byt
         chunks.append(chunk)
 
 
-def read_regular(path: str, what: str, limit: Optional[int] = None, follow: bool = True) -> bytes:
-    """The content of ``path``, a regular file of at most ``limit`` bytes (see ``open_regular``)."""
+def read_regular(path: str, what: str, limit: Optional[int] = None, follow: bool = True,
+                 check: Optional[Callable[[os.stat_result], Optional[str]]] = None) -> bytes:
+    """The content of ``path``, a regular file of at most ``limit`` bytes (see ``open_regular``).
+
+    ``check`` sees the open file's ``fstat`` (the file that is read, not one swapped in since)
+    and answers why it must not be read, or None; its answer ends the message.
+    """
     fd = open_regular(path, what, follow=follow)
     try:
+        problem = check(os.fstat(fd)) if check is not None else None
+        if problem:
+            raise UnsafeFileError(f"{what} {problem}", reason="unsafe")
         return read_fd(fd, limit, what)
     except OSError as exc:
         raise UnsafeFileError(f"{what} cannot be read: {exc.strerror or type(exc).__name__}",
