@@ -371,33 +371,56 @@ def module_argument_spec() -> Dict[str, Any]:
     return spec
 
 
-def run_step(params: Dict[str, Any], check_mode: bool = False,
+@dataclass(frozen=True)
+class StepOptions:
+    """What one run of the host module is told (the task's options the host needs, and the
+    action plugin's internal ones): named values, so nothing below the module reads its params."""
+
+    phase: Optional[str]
+    user: Optional[str]
+    new_key: Any
+    old_key: Sequence[Any] = ()
+    path: Optional[str] = None
+    keep_options: bool = True
+    backup: bool = False
+    follow: bool = False
+    run_backup: Optional[str] = None
+    written: Sequence[str] = ()
+
+    @classmethod
+    def from_params(cls, params: Dict[str, Any]) -> "StepOptions":
+        """The module's options, by name (the internal ones without their leading underscore)."""
+        return cls(phase=params.get("_phase"), user=params.get("user"), new_key=params.get("new_key"),
+                   old_key=params.get("old_key") or (), path=params.get("path"),
+                   keep_options=params.get("keep_options", True), backup=bool(params.get("backup")),
+                   follow=bool(params.get("follow")), run_backup=params.get("_run_backup"),
+                   written=params.get("_written") or ())
+
+
+def run_step(options: StepOptions, check_mode: bool = False,
              context_hook: Optional[ContextHook] = None) -> Dict[str, Any]:
-    """One run of the host module: validate what it was given, then do ``params['_phase']``."""
-    phase = params.get("_phase")
+    """One run of the host module: validate what it was given, then do ``options.phase``."""
+    phase = options.phase
     if phase not in PHASES:
         raise RotateError("authorized_key_rotate runs through its action plugin, which sets the step to run; "
                           "it cannot be run as a plain module")
-    if not params.get("user"):
+    if not options.user:
         raise RotateError("user is required")
-    keep_options = params.get("keep_options", True)
-    new = parse_new_key(params.get("new_key"), keep_options)
-    old_keys = parse_old_keys(params.get("old_key") or [])
+    new = parse_new_key(options.new_key, options.keep_options)
+    old_keys = parse_old_keys(list(options.old_key))
     check_distinct(new, old_keys)
-    target = resolve_target(params["user"], params.get("path"))
-    follow = bool(params.get("follow"))
+    target = resolve_target(options.user, options.path)
     if phase == "add":
-        return step_add(target, new, old_keys, keep_options=keep_options, backup=bool(params.get("backup")),
-                        follow=follow, check_mode=check_mode, context_hook=context_hook)
+        return step_add(target, new, old_keys, keep_options=options.keep_options, backup=options.backup,
+                        follow=options.follow, check_mode=check_mode, context_hook=context_hook)
     if check_mode:
         raise RotateError(f"step {phase} is never run in check mode")
-    run_backup = params.get("_run_backup")
     if phase == "remove_old":
-        return step_remove_old(target, new, old_keys, backup=bool(params.get("backup")), follow=follow,
-                               context_hook=context_hook, run_backup=run_backup)
-    if not run_backup:
+        return step_remove_old(target, new, old_keys, backup=options.backup, follow=options.follow,
+                               context_hook=context_hook, run_backup=options.run_backup)
+    if not options.run_backup:
         raise RotateError(f"step {phase} needs the path of the run's backup")
     if phase == "forget":
-        return step_forget(target, run_backup, follow=follow)
-    return step_restore(target, run_backup, params.get("_written") or [], new, old_keys,
-                        follow=follow, context_hook=context_hook)
+        return step_forget(target, options.run_backup, follow=options.follow)
+    return step_restore(target, options.run_backup, options.written, new, old_keys,
+                        follow=options.follow, context_hook=context_hook)

@@ -278,17 +278,15 @@ step:
 from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keys_target import selinux_hook
 from ansible_collections.sshkeys.ecs.plugins.module_utils._masking import MaskingAnsibleModule
-from ansible_collections.sshkeys.ecs.plugins.module_utils._rotate import (
-    module_argument_spec,
-    run_step,
-)
+from ansible_collections.sshkeys.ecs.plugins.module_utils._rotate import StepOptions, module_argument_spec, run_step
 
 
 def main() -> None:
     module = MaskingAnsibleModule(argument_spec=module_argument_spec(), supports_check_mode=True)
     module.fail_on_withheld_keys()
     try:
-        result = run_step(module.params, check_mode=module.check_mode, context_hook=selinux_hook(module))
+        result = run_step(StepOptions.from_params(module.params), check_mode=module.check_mode,
+                          context_hook=selinux_hook(module))
     except SshKeysError as exc:
         module.fail_json(msg=str(exc), reason=exc.reason)
     module.exit_json(**result)

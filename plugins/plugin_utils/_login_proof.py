@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
-from ansible_collections.sshkeys.ecs.plugins.module_utils._regular_file import UnsafeFileError, open_regular, read_fd
+from ansible_collections.sshkeys.ecs.plugins.module_utils._regular_file import UnsafeFileError, read_regular
 
 # A private key file is a few KiB (RSA 16384 with a long comment stays far below this).
 MAX_PRIVATE_KEY_FILE = 1024 * 1024
@@ -137,6 +137,14 @@ def sanitise_args(args: Sequence[str]) -> List[str]:
     return kept
 
 
+def _unprotected(info: os.stat_result) -> Optional[str]:
+    """Why ssh would refuse this key file ("UNPROTECTED PRIVATE KEY FILE"), or None."""
+    if info.st_mode & 0o077 and info.st_uid == os.geteuid():
+        return (f"has mode {stat.S_IMODE(info.st_mode):04o}; ssh refuses private keys that group or others "
+                "can read: make it 0600")
+    return None
+
+
 def check_private_key_file(path: str, what: str) -> bytes:
     """The content of a private key file ssh will accept, or ``ProofError`` (path only, never content).
 
@@ -144,22 +152,9 @@ def check_private_key_file(path: str, what: str) -> bytes:
     not stall the task, and the file read is the file checked.
     """
     try:
-        fd = open_regular(path, f"{what} {path}")
+        return read_regular(path, f"{what} {path}", MAX_PRIVATE_KEY_FILE, check=_unprotected)
     except UnsafeFileError as exc:
         raise ProofError(str(exc)) from None
-    try:
-        info = os.fstat(fd)
-        if info.st_mode & 0o077 and info.st_uid == os.geteuid():
-            # ssh refuses such a file ("UNPROTECTED PRIVATE KEY FILE"); say so before changing anything.
-            raise ProofError(f"{what} {path} has mode {stat.S_IMODE(info.st_mode):04o}; ssh refuses private keys "
-                             "that group or others can read: make it 0600")
-        return read_fd(fd, MAX_PRIVATE_KEY_FILE, f"{what} {path}")
-    except UnsafeFileError as exc:
-        raise ProofError(str(exc)) from None
-    except OSError as exc:
-        raise ProofError(f"{what} {path} cannot be read: {exc.strerror}") from None
-    finally:
-        os.close(fd)
 
 
 def command_line(target: Target, key_path: str, token: str, step: Optional[SessionStep] = None) -> List[str]:

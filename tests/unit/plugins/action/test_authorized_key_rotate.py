@@ -17,7 +17,7 @@ from ansible.errors import AnsibleConnectionFailure
 
 from ansible_collections.sshkeys.ecs.plugins.action.authorized_key_rotate import ActionModule
 from ansible_collections.sshkeys.ecs.plugins.module_utils._private_keys import generate_private_key
-from ansible_collections.sshkeys.ecs.plugins.module_utils._rotate import RotateError, run_step
+from ansible_collections.sshkeys.ecs.plugins.module_utils._rotate import RotateError, StepOptions, run_step
 from ansible_collections.sshkeys.ecs.plugins.plugin_utils._login_proof import Outcome, SessionStep, command_line
 
 MODULE_NAME = "sshkeys.ecs.authorized_key_rotate"
@@ -47,10 +47,10 @@ class Host:
             return {"failed": True, "msg": f"injected failure in {self.fail_phase}"}
         if module_args["_phase"] == self.drop_phase:
             # The step runs on the host, then the connection drops before its result comes back.
-            run_step(dict(module_args), check_mode=check_mode)
+            run_step(StepOptions.from_params(dict(module_args)), check_mode=check_mode)
             raise AnsibleConnectionFailure("Connection reset by peer")
         try:
-            return run_step(dict(module_args), check_mode=check_mode)
+            return run_step(StepOptions.from_params(dict(module_args)), check_mode=check_mode)
         except RotateError as exc:
             return {"failed": True, "msg": str(exc), "reason": exc.reason}
 

@@ -19,6 +19,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._rotate import (
     parse_new_key,
     parse_old_key,
     parse_old_keys,
+    StepOptions,
     run_step,
     step_add,
     step_remove_old,
@@ -252,19 +253,19 @@ def base_params(target, **extra):
 def test_run_step_needs_the_action_plugin(target):
     write(target, ORIGINAL)
     with pytest.raises(RotateError, match="action plugin"):
-        run_step(base_params(target))
+        run_step(StepOptions.from_params(base_params(target)))
 
 
 @pytest.mark.parametrize("phase", ["restore", "forget"])
 def test_run_step_refuses_a_step_without_the_run_backup(target, phase):
     write(target, ORIGINAL)
     with pytest.raises(RotateError, match="backup"):
-        run_step(base_params(target, _phase=phase))
+        run_step(StepOptions.from_params(base_params(target, _phase=phase)))
 
 
 def test_run_step_add_then_remove(target):
     write(target, ORIGINAL)
-    assert run_step(base_params(target, _phase="add"))["outcome"] == "added"
-    assert run_step(base_params(target, _phase="remove_old"))["changed"]
-    assert run_step(base_params(target, _phase="add"))["outcome"] == "done"
+    assert run_step(StepOptions.from_params(base_params(target, _phase="add")))["outcome"] == "added"
+    assert run_step(StepOptions.from_params(base_params(target, _phase="remove_old")))["changed"]
+    assert run_step(StepOptions.from_params(base_params(target, _phase="add")))["outcome"] == "done"
     assert OLD.identity() not in read(target)
