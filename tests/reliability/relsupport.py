@@ -674,3 +674,19 @@ def count_outcomes(rows: List[list]) -> Dict[str, int]:
     for row in rows:
         counts[str(row[-1])] = counts.get(str(row[-1]), 0) + 1
     return counts
+
+
+def promise_sections(figures: "Figures", promises: Dict[str, tuple], *, prefix: str, title: str, first_order: int,
+                     columns: List[str]) -> Dict[str, Section]:
+    """One section per class of attack: its title from the promise's name, its summary the
+    promise itself and how many attacks held. ``promises`` maps a class to (name, promise)."""
+    def summary_of(name: str) -> Callable[[List[list]], str]:
+        def summary(rows: List[list]) -> str:
+            counts = count_outcomes(rows)
+            return (f"Promise: {promises[name][1]} {len(rows)} attacks: {counts.get('passed', 0)} held, "
+                    f"{counts.get('failed', 0)} broke it, {counts.get('skipped', 0)} could not be tried here.")
+        return summary
+
+    return {name: figures.section(f"{prefix}_{name}", title=f"{title}: {promises[name][0]}", order=order,
+                                  summary=summary_of(name), columns=columns)
+            for order, name in enumerate(promises, start=first_order)}

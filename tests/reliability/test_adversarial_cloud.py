@@ -35,7 +35,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 
-from relsupport import AnsibleRunner, Emulator, count_outcomes, make_key, unique
+from relsupport import AnsibleRunner, Emulator, make_key, promise_sections, unique
 from relstate import PART_B_POOL, identity, instance_key_pairs, key_pairs_by_name, public_of_private, run_instances
 
 KP = "sshkeys.ecs.ecs_keypair"
@@ -75,22 +75,10 @@ PROMISES = {
 }
 
 
-def _summary(name: str) -> Callable[[List[list]], str]:
-    def summary(rows: List[list]) -> str:
-        counts = count_outcomes(rows)
-        return (f"Promise: {PROMISES[name][1]} {len(rows)} attacks: {counts.get('passed', 0)} held, "
-                f"{counts.get('failed', 0)} broke it, {counts.get('skipped', 0)} could not be tried here.")
-    return summary
-
-
 @pytest.fixture(scope="module")
 def sections(figures):
-    found = {}
-    for order, name in enumerate(PROMISES, start=200):
-        found[name] = figures.section(f"adversarial_{name}", title=f"Adversarial (cloud): {PROMISES[name][0]}",
-                                      order=order, summary=_summary(name),
-                                      columns=["attack", "first run", "state after it", "re-runs"])
-    return found
+    return promise_sections(figures, PROMISES, prefix="adversarial", title="Adversarial (cloud)", first_order=200,
+                            columns=["attack", "first run", "state after it", "re-runs"])
 
 
 @pytest.fixture(scope="module")

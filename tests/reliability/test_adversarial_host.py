@@ -28,7 +28,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
-from relsupport import CONTAINERS_CONF, KeyPair, count_outcomes, logs_in, make_key
+from relsupport import CONTAINERS_CONF, KeyPair, logs_in, make_key, promise_sections
 
 ALICE_HOME = "/home/alice"
 ALICE_KEYS = f"{ALICE_HOME}/.ssh/authorized_keys"
@@ -80,22 +80,10 @@ PROMISES = {
 }
 
 
-def _summary(name: str):
-    def summary(rows: List[list]) -> str:
-        counts = count_outcomes(rows)
-        return (f"Promise: {PROMISES[name][1]} {len(rows)} attacks: {counts.get('passed', 0)} held, "
-                f"{counts.get('failed', 0)} broke it, {counts.get('skipped', 0)} could not be tried here.")
-    return summary
-
-
 @pytest.fixture(scope="module")
 def sections(figures):
-    found = {}
-    for order, name in enumerate(PROMISES, start=100):
-        found[name] = figures.section(f"adversarial_{name}", title=f"Adversarial: {PROMISES[name][0]}",
-                                      order=order, summary=_summary(name),
-                                      columns=["attack", "what the test checked", "seen"])
-    return found
+    return promise_sections(figures, PROMISES, prefix="adversarial", title="Adversarial", first_order=100,
+                            columns=["attack", "what the test checked", "seen"])
 
 
 # -- the host and its users -------------------------------------------------------------------------
