@@ -218,23 +218,23 @@ def _open(target: Target, follow: bool, context_hook: Optional[ContextHook]) -> 
 
 def step_add(target: Target, new: KeyLine, old_keys: Sequence[OldKey], keep_options: bool = True,
              backup: bool = False, follow: bool = False, check_mode: bool = False,
-             context_hook: Optional[ContextHook] = None) -> Dict[str, Any]:
+             context_hook: Optional[ContextHook] = None, diff: bool = False) -> Dict[str, Any]:
     """Add the new key next to the old one, or say that the rotation is already done.
 
     ``outcome`` in the result: ``done`` (new key present, no old key: nothing to do), ``added``
     (new key written next to the old one; in check mode: would be) or ``both`` (both were
     already there, from a run that stopped half way: nothing written now). ``run_backup`` is
-    the path of the copy ``restore`` puts back; ``planned`` the diff of the whole rotation (add
-    and remove), which is what check mode reports.
+    the path of the copy ``restore`` puts back; ``planned`` (with ``diff`` only: it shows the
+    file, as output may show it) the diff of the whole rotation (add and remove).
     """
     before = _read(target, follow)
     if check_mode:
-        result = _plan_add(target, before, new, old_keys, keep_options)
+        result = _plan_add(target, before, new, old_keys, keep_options, diff)
         result.pop("_after_add", None)
         return result
     with _open(target, follow, context_hook) as handle:
         before = handle.read()  # again, under the lock
-        result = _plan_add(target, before, new, old_keys, keep_options)
+        result = _plan_add(target, before, new, old_keys, keep_options, diff)
         after_add = result.pop("_after_add", None)
         if result["outcome"] != "done":
             result["run_backup"] = handle.backup(hidden=True)
@@ -245,7 +245,7 @@ def step_add(target: Target, new: KeyLine, old_keys: Sequence[OldKey], keep_opti
 
 
 def _plan_add(target: Target, before: AuthorizedKeys, new: KeyLine, old_keys: Sequence[OldKey],
-              keep_options: bool) -> Dict[str, Any]:
+              keep_options: bool, diff: bool = False) -> Dict[str, Any]:
     found = old_lines(before, old_keys)
     new_present = bool(before.find(new.identity()))
     result: Dict[str, Any] = {"path": target.path, "user": target.user, "backup_file": None, "written": None,
@@ -267,9 +267,11 @@ def _plan_add(target: Target, before: AuthorizedKeys, new: KeyLine, old_keys: Se
         outcome="added" if added is not None else "both",
         changed=True,
         forced_command=has_forced_command(placed),
-        planned=_diff(target.path, before, final),
         _after_add=after_add.render(),
     )
+    if diff:
+        # Only on request: the module's raw answer shows at -vvv, and with it any file it carries.
+        result["planned"] = _diff(target.path, before, final)
     return result
 
 
@@ -398,7 +400,7 @@ class StepOptions:
 
 
 def run_step(options: StepOptions, check_mode: bool = False,
-             context_hook: Optional[ContextHook] = None) -> Dict[str, Any]:
+             context_hook: Optional[ContextHook] = None, diff: bool = False) -> Dict[str, Any]:
     """One run of the host module: validate what it was given, then do ``options.phase``."""
     phase = options.phase
     if phase not in PHASES:
@@ -412,7 +414,7 @@ def run_step(options: StepOptions, check_mode: bool = False,
     target = resolve_target(options.user, options.path)
     if phase == "add":
         return step_add(target, new, old_keys, keep_options=options.keep_options, backup=options.backup,
-                        follow=options.follow, check_mode=check_mode, context_hook=context_hook)
+                        follow=options.follow, check_mode=check_mode, context_hook=context_hook, diff=diff)
     if check_mode:
         raise RotateError(f"step {phase} is never run in check mode")
     if phase == "remove_old":

@@ -286,7 +286,7 @@ def main() -> None:
     module.fail_on_withheld_keys()
     try:
         result = run_step(StepOptions.from_params(module.params), check_mode=module.check_mode,
-                          context_hook=selinux_hook(module))
+                          context_hook=selinux_hook(module), diff=module._diff)
     except SshKeysError as exc:
         module.fail_json(msg=str(exc), reason=exc.reason)
     module.exit_json(**result)

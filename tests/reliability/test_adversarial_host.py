@@ -630,3 +630,24 @@ def test_an_append_only_directory(ansible, box, alice_file, sections, request, c
            "refused before writing; no temporary file left", f"rc {result.rc}: {result.msg[:70]}; files {listing}")
     assert result.rc != 0 and "append-only" in result.msg, result.msg
     assert sorted(listing) in (["authorized_keys"], [".authorized_keys.lock", "authorized_keys"])
+
+
+def test_a_failed_rotation_sends_no_line_of_the_file_anywhere(ansible, box, sections, request):
+    """The restore comes from the host's own copy: no line of the user's file travels to the
+    controller or through a module argument (and so to syslog), and the file comes back byte for
+    byte. A unique comment line in the file is looked for everywhere."""
+    marker = f"# only-in-this-file-{os.urandom(8).hex()}"
+    original = box.reset_alice(f"{marker}\n{box.alice.public}\n# trailing comment, no newline at the end")
+    since = len(box.syslog())
+    result = run(ansible, box, "sshkeys.ecs.authorized_key_rotate",
+                 {"user": "alice", "old_key": [box.alice.public], "new_key": box.bob.public,
+                  "new_private_key_path": str(box.bob.path), "verify_port": 9, "verify_timeout": 5})
+    seen = [where for where, text in (("output", result.output), ("syslog", box.syslog()[since:]))
+            if marker[2:] in text]
+    same = box.read(ALICE_KEYS) == original
+    record(sections, "secrets", request, "a unique comment line in the file; a rotation that fails and restores, "
+           "at -vvv", "the line in no output, result, module argument or syslog; the file byte for byte",
+           f"rolled back: {result.result.get('rolled_back')}; the line seen in: {', '.join(seen) or 'nowhere'}; "
+           f"file {'identical' if same else 'CHANGED'}")
+    assert result.rc != 0 and result.result.get("rolled_back") is True
+    assert not seen and same

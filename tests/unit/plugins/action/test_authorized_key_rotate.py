@@ -47,10 +47,10 @@ class Host:
             return {"failed": True, "msg": f"injected failure in {self.fail_phase}"}
         if module_args["_phase"] == self.drop_phase:
             # The step runs on the host, then the connection drops before its result comes back.
-            run_step(StepOptions.from_params(dict(module_args)), check_mode=check_mode)
+            run_step(StepOptions.from_params(dict(module_args)), check_mode=check_mode, diff=True)
             raise AnsibleConnectionFailure("Connection reset by peer")
         try:
-            return run_step(StepOptions.from_params(dict(module_args)), check_mode=check_mode)
+            return run_step(StepOptions.from_params(dict(module_args)), check_mode=check_mode, diff=True)
         except RotateError as exc:
             return {"failed": True, "msg": str(exc), "reason": exc.reason}
 

@@ -107,7 +107,7 @@ def test_new_key_equal_to_old_key_is_an_error(old):
 
 def test_add_puts_the_new_key_after_the_old_one_with_its_options(target):
     write(target, ORIGINAL)
-    result = step_add(target, parse_new_key(NEW.line(), True), parse_old_keys([OLD.line()]))
+    result = step_add(target, parse_new_key(NEW.line(), True), parse_old_keys([OLD.line()]), diff=True)
     assert result["outcome"] == "added"
     assert "original" not in result
     with open(result["run_backup"], encoding="utf-8") as handle:
@@ -138,7 +138,8 @@ def test_add_with_backup_keeps_the_original(target):
 
 def test_add_in_check_mode_changes_nothing(target):
     write(target, ORIGINAL)
-    result = step_add(target, parse_new_key(NEW.line(), True), parse_old_keys([OLD.line()]), check_mode=True)
+    result = step_add(target, parse_new_key(NEW.line(), True), parse_old_keys([OLD.line()]), check_mode=True,
+                      diff=True)
     assert read(target) == ORIGINAL
     assert result["outcome"] == "added" and result["changed"]
     assert result["planned"]["before"] == ORIGINAL
@@ -269,3 +270,15 @@ def test_run_step_add_then_remove(target):
     assert run_step(StepOptions.from_params(base_params(target, _phase="remove_old")))["changed"]
     assert run_step(StepOptions.from_params(base_params(target, _phase="add")))["outcome"] == "done"
     assert OLD.identity() not in read(target)
+
+
+def test_add_carries_no_file_content_without_diff(target):
+    # The module's raw answer shows at -vvv: without diff mode it holds fingerprints and paths only.
+    write(target, f"# a comment only this file has\n{OLD.line()}\n")
+    new, old = parse_new_key(NEW.line(), True), parse_old_keys([OLD.line()])
+    for check_mode in (True, False):
+        result = step_add(target, new, old, check_mode=check_mode)
+        assert "planned" not in result and "only this file has" not in repr(result)
+        if not check_mode:
+            step_restore(target, result["run_backup"], [result["written"]], new, old)
+
