@@ -281,4 +281,3 @@ def test_add_carries_no_file_content_without_diff(target):
         assert "planned" not in result and "only this file has" not in repr(result)
         if not check_mode:
             step_restore(target, result["run_backup"], [result["written"]], new, old)
-
