@@ -218,6 +218,7 @@ import hashlib
 import os
 from typing import Any, Dict, List, Tuple
 
+from ansible import constants as C
 from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.vars import combine_vars
@@ -238,9 +239,11 @@ from ansible_collections.sshkeys.ecs.plugins.plugin_utils._ecs_inventory import 
     builtin_groups,
     choose_hostname,
     host_variables,
+    misnamed_file,
     normalise_hostnames,
     normalise_strings,
     select,
+    unknown_options,
 )
 
 # Options that may be templates (for example a vault lookup); everything else is taken as is.
@@ -264,12 +267,22 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             return False
         if path.endswith(("ecs.yml", "ecs.yaml")):
             return True
-        self.display.vvv("Skipping: an sshkeys.ecs.ecs inventory file name ends in ecs.yml or ecs.yaml")
+        message = misnamed_file(path)
+        if message:
+            # Ansible would only say that no plugin could parse the file; the reason belongs at
+            # the default verbosity.
+            self.display.warning(message)
+        else:
+            self.display.vvv("Skipping: an sshkeys.ecs.ecs inventory file name ends in ecs.yml or ecs.yaml")
         return False
 
     def parse(self, inventory: Any, loader: Any, path: str, cache: bool = True) -> None:
         super().parse(inventory, loader, path, cache=cache)
-        self._read_config_data(path)
+        config = self._read_config_data(path)
+        problem = unknown_options(config, C.config.get_configuration_definitions(
+            "inventory", getattr(self, "_load_name", None) or self.NAME))
+        if problem:
+            raise AnsibleParserError(f"{path}: {problem}")
         try:
             filters = self._filters()
             hostnames = normalise_hostnames(self.get_option("hostnames"))

@@ -12,6 +12,7 @@ groups. The plugin class only wires these to Ansible.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import hashlib
 import json
@@ -41,6 +42,57 @@ class InventoryConfigError(SshKeysError):
 
 # ---------------------------------------------------------------------------------------------
 # Options.
+
+
+# "plugin: sshkeys.ecs.ecs" (quoted or not) on a line of its own.
+_NAMES_THIS_PLUGIN = re.compile(r"""^plugin:\s*(["']?)sshkeys\.ecs\.ecs\1\s*(?:#.*)?$""", re.MULTILINE)
+# A configuration file is small; a bigger one is not looked into.
+_MAX_PEEK = 64 * 1024
+
+
+def misnamed_file(path: str) -> Optional[str]:
+    """What to tell a user whose YAML file names this plugin but not in a name it reads.
+
+    Ansible picks an inventory plugin by file name; for any other name it reports only that no
+    plugin could parse the file, and the real reason shows at -vvv. None for every other file.
+    """
+    if not path.endswith((".yml", ".yaml")):
+        return None
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read(_MAX_PEEK).decode("utf-8", "replace")
+    except OSError:
+        return None
+    if not _NAMES_THIS_PLUGIN.search(text):
+        return None
+    base = path.rsplit("/", 1)[-1]
+    stem = base.rsplit(".", 1)[0]
+    return (f"{path} names the sshkeys.ecs.ecs inventory plugin, but the plugin reads only files whose name ends "
+            f"in ecs.yml or ecs.yaml: rename it, for example to {stem}.ecs.yml")
+
+
+def unknown_options(given: Iterable[Any], definitions: Mapping[str, Any]) -> Optional[str]:
+    """Why an inventory file holds keys that are no option, or None when every key is one.
+
+    Ansible sets the options it knows from the file and drops every other key without a word,
+    so a misspelled filter (``keypair_names`` for ``key_pair_names``) would silently widen the
+    inventory to the whole account. ``definitions`` are the plugin's documented options (the
+    names and their aliases count). Each unknown key is named with the closest valid one.
+    """
+    valid = set()
+    for name, definition in definitions.items():
+        valid.add(name)
+        valid.update((definition or {}).get("aliases") or [])
+    unknown = sorted(str(key) for key in given if str(key) not in valid)
+    if not unknown:
+        return None
+    parts = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, sorted(valid), n=1, cutoff=0.6)
+        parts.append(f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key))
+    what = "is not an option" if len(unknown) == 1 else "are not options"
+    return (f"{', '.join(parts)} {what} of this plugin; nothing was listed, because an unknown key would "
+            "otherwise be ignored and a filter lost. The options are in ansible-doc -t inventory sshkeys.ecs.ecs")
 
 
 def normalise_statuses(values: Optional[Sequence[Any]]) -> List[str]:

@@ -321,6 +321,53 @@ def test_bad_options_fail_before_any_request(tmp_path, config, words):
     assert fake.calls() == 0
 
 
+@pytest.mark.parametrize("config, words", [
+    ({"keypair_names": ["web-2024"]}, "'keypair_names' (did you mean 'key_pair_names'?) is not an option"),
+    ({"status": "Running"}, "'status' (did you mean 'statuses'?)"),
+    ({"instance_names": ["web-*"]}, "'instance_names' (did you mean 'instance_name'?)"),
+    ({"region": "cn-hangzhou", "tag": {"team": "web"}, "zzzz": 1},
+     "'tag' (did you mean 'tags'?), 'zzzz' are not options"),
+])
+def test_unknown_options_fail_before_any_request(tmp_path, config, words):
+    """A misspelled filter must not widen the inventory to every instance of the account."""
+    fake = FakeEcs(fleet())
+    with pytest.raises(AnsibleParserError) as caught:
+        run(tmp_path, fake, dict(BASE, **config))
+    assert words in str(caught.value)
+    assert "ansible-doc -t inventory sshkeys.ecs.ecs" in str(caught.value)
+    assert fake.calls() == 0
+
+
+def test_aliases_and_constructed_options_are_known(tmp_path):
+    config = {"access_key": KEY_ID, "secret_key": SECRET, "region": "cn-hangzhou", "endpoint": "http://127.0.0.1:18080",
+              "compose": {"x": "1"}, "keyed_groups": [], "groups": {}, "strict": False, "cache": False,
+              "leading_separator": True, "use_extra_vars": False}
+    inventory = run(tmp_path, FakeEcs(fleet()), config)
+    assert "i-web1" in inventory.hosts
+
+
+@pytest.mark.parametrize("name, text, warned", [
+    ("inventory.yml", "plugin: sshkeys.ecs.ecs\nregions: [cn-hangzhou]\n", True),
+    ("prod.yaml", "# comment\nplugin: 'sshkeys.ecs.ecs'  # the ECS plugin\n", True),
+    ("hosts.yml", "all:\n  hosts:\n    a: {}\n", False),
+    ("aws.yml", "plugin: amazon.aws.aws_ec2\n", False),
+    ("inventory.ini", "plugin: sshkeys.ecs.ecs\n", False),
+])
+def test_a_misnamed_file_of_this_plugin_is_named_at_default_verbosity(tmp_path, name, text, warned):
+    path = tmp_path / name
+    path.write_text(text)
+    plugin = plugin_module.InventoryModule()
+    warnings, verbose = Shown(), Shown()
+    plugin.display.warning, plugin.display.vvv = warnings, verbose
+    assert plugin.verify_file(str(path)) is False
+    if warned:
+        assert len(warnings.lines) == 1
+        assert "ends in ecs.yml or ecs.yaml: rename it, for example to " + name.rsplit(".", 1)[0] + ".ecs.yml" \
+            in warnings.lines[0]
+    else:
+        assert warnings.lines == []
+
+
 def test_wrong_plugin_name_is_refused(tmp_path):
     path = tmp_path / "x.ecs.yml"
     path.write_text("plugin: amazon.aws.aws_ec2\n")
