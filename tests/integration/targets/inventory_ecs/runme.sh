@@ -135,6 +135,15 @@ if ansible-inventory -i "$work/inventory.yml" --list >"$work/badname.txt" 2>&1; 
 fi
 grep -q "could not be verified by inventory plugin 'sshkeys.ecs.ecs'" "$work/badname.txt" ||
   { cat "$work/badname.txt"; fail "the reason must be the file name"; }
+grep -q "rename it, for example to inventory.ecs.yml" "$work/badname.txt" ||
+  { cat "$work/badname.txt"; fail "the plugin must say at the default verbosity how to rename the file"; }
+
+step "a key that is no option (a misspelled filter) lists nothing and names the option"
+sed 's/^plugin: .*/&\nkeypair_names: [none-such]/' "$work/all.ecs.yml" >"$work/typo.ecs.yml"
+ansible-inventory -i "$work/typo.ecs.yml" --list >"$work/typo.json" 2>"$work/typo.txt" || true
+grep -q "'keypair_names' (did you mean 'key_pair_names'?)" "$work/typo.txt" ||
+  { cat "$work/typo.txt"; fail "the unknown key and the closest option must be named"; }
+if grep -q '"i-' "$work/typo.json"; then fail "a file with an unknown key must list no instance"; fi
 
 step "cache: a second run reads the cache, --flush-cache asks the API again"
 cat >"$work/cached.ecs.yml" <<YAML
