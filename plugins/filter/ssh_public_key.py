@@ -28,12 +28,14 @@ options:
     type: string
     required: true
   passphrase:
-    description: Passphrase of an encrypted private key.
+    description:
+      - Passphrase of an encrypted private key.
+      - V(omit) (for example C(item.passphrase | default(omit))) is the same as not giving one.
     type: string
   comment:
     description:
       - Comment for the returned line, replacing the one stored in the file.
-      - An empty string leaves the comment out.
+      - An empty string leaves the comment out; V(omit) keeps the file's comment.
     type: string
 seealso:
   - plugin: sshkeys.ecs.ssh_fingerprint
@@ -67,6 +69,14 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._private_keys import p
 _VAULT_TYPES = ('AnsibleVaultEncryptedUnicode', 'EncryptedString')
 
 
+def _omitted(value):
+    """Whether value is Ansible's omit: `default(omit)` passes it into a filter as an object of its
+    own (ansible-core 2.19 and later) or, before, as a placeholder string."""
+    if type(value).__name__ == '_OmitType':
+        return True
+    return isinstance(value, str) and value.startswith('__omit_place_holder__')
+
+
 def _plain(value, what):
     if value is None or isinstance(value, (str, bytes)):
         return value
@@ -78,7 +88,9 @@ def _plain(value, what):
 def ssh_public_key(value, passphrase=None, comment=None):
     """OpenSSH public key line of a private key."""
     data = _plain(value, 'the private key')
-    secret = _plain(passphrase, 'the passphrase')
+    # An omitted option is one not given, as with every other Ansible filter and module.
+    secret = None if _omitted(passphrase) else _plain(passphrase, 'the passphrase')
+    comment = None if _omitted(comment) else comment
     if comment is not None and not isinstance(comment, str):
         raise AnsibleFilterError('ssh_public_key expects the comment as a string')
     try:

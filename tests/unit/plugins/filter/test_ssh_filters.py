@@ -117,13 +117,17 @@ def run_ansible(tool, *args, tmp_path):
 
 def test_filters_work_in_a_template(key, tmp_path):
     """Through Ansible itself: the fully qualified names resolve and render."""
-    template = ("{{ pub | sshkeys.ecs.ssh_fingerprint('md5') }}|{{ priv | sshkeys.ecs.ssh_public_key }}")
+    # omit for the passphrase and the comment is the same as not giving them (the usual
+    # `item.pw | default(omit)` in a loop over keys with and without a passphrase).
+    template = ("{{ pub | sshkeys.ecs.ssh_fingerprint('md5') }}|{{ priv | sshkeys.ecs.ssh_public_key }}|"
+                "{{ priv | sshkeys.ecs.ssh_public_key(passphrase=none_given | default(omit), "
+                "comment=none_given | default(omit)) }}")
     extra = json.dumps({'pub': key.with_suffix('.pub').read_text(), 'priv': key.read_text(), 'ansible_python_interpreter': sys.executable})
     result = run_ansible('ansible', 'localhost', '-m', 'ansible.builtin.debug', '-a', json.dumps({'msg': template}),
                          '-e', extra, '-o', tmp_path=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     expected_public = subprocess.run([SSH_KEYGEN, '-y', '-f', str(key)], check=True, capture_output=True, text=True).stdout.strip()
-    assert f'{keygen_fingerprint(f"{key}.pub", "md5")}|{expected_public}' in result.stdout
+    assert f'{keygen_fingerprint(f"{key}.pub", "md5")}|{expected_public}|{expected_public}' in result.stdout
 
 
 @pytest.mark.parametrize('name', ['ssh_fingerprint', 'ssh_public_key'])
