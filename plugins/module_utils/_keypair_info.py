@@ -11,7 +11,8 @@ cheaper (50 key pairs, 100 instances a page).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+import re
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_api import (
     describe_instances,
@@ -19,17 +20,22 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_api import (
     get_key_pair,
     instances_holding,
 )
-from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_shape import describe_result, instance_summary
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_shape import api_public_key, describe_result, instance_summary
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_validate import (
+    FINGERPRINT_PATTERN,
+    KeypairError,
     validate_fingerprint,
     validate_pattern,
     validate_plain_id,
     validate_tags,
 )
+from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import quote_input
 
 # Up to this many names, each is looked up on its own (one DescribeKeyPairs / DescribeInstances
 # per name); beyond it one paged listing of the region is cheaper.
 PER_NAME_LOOKUPS = 5
+# The base64 of a SHA-256 digest, as ssh-keygen prints it (no padding).
+SHA256_PATTERN = re.compile(r"[A-Za-z0-9+/]{43}")
 
 
 def existing_key_pairs(client: Any, names: Sequence[str]) -> Dict[str, Dict[str, Any]]:
@@ -62,10 +68,13 @@ def list_key_pairs(client: Any, *, names: Sequence[str] = (), fingerprint: Optio
     names = list(names or [])
     for name in names:
         validate_pattern(name)
-    filters = dict(fingerprint=validate_fingerprint(fingerprint),
+    api_fingerprint, local_sha256 = split_fingerprint(fingerprint)
+    filters = dict(fingerprint=api_fingerprint,
                    resource_group_id=validate_plain_id(resource_group_id, "resource_group_id"),
-                   tags=validate_tags(tags), include_public_key=include_public_key)
+                   tags=validate_tags(tags), include_public_key=include_public_key or local_sha256 is not None)
     items = _matching_key_pairs(client, names, filters)
+    if local_sha256 is not None:
+        items = [item for item in items if _sha256_of(item) == local_sha256]
     holders = instances_by_key_pair(client, [item["KeyPairName"] for item in items]) if include_instances else None
     results = []
     for item in items:
@@ -77,6 +86,36 @@ def list_key_pairs(client: Any, *, names: Sequence[str] = (), fingerprint: Optio
             entry["public_key"] = None
         results.append(entry)
     return results
+
+
+def split_fingerprint(value: Optional[str]) -> Tuple[Optional[str], Optional[str]]:
+    """(the API's KeyPairFingerPrint filter, a SHA256 fingerprint to match here).
+
+    The API filters by its own fingerprint, MD5 hex digits. The collection shows fingerprints
+    as ssh-keygen prints them, so those are taken too: ``MD5:aa:bb:...`` goes to the API without
+    its prefix, and ``SHA256:base64`` (which the API cannot filter by) is matched against the
+    fingerprint computed here from each public key.
+    """
+    if not isinstance(value, str):
+        return validate_fingerprint(value), None
+    prefix, sep, rest = value.partition(":")
+    if sep and prefix.upper() == "MD5":
+        return validate_fingerprint(rest), None
+    if sep and prefix.upper() == "SHA256":
+        digest = rest.rstrip("=")
+        if not SHA256_PATTERN.fullmatch(digest):
+            raise KeypairError(f"fingerprint {quote_input(value)} is not a SHA256 fingerprint as ssh-keygen -l prints it "
+                               "(SHA256: and 43 base64 characters)")
+        return None, f"SHA256:{digest}"
+    if SHA256_PATTERN.fullmatch(value.rstrip("=")) and not FINGERPRINT_PATTERN.fullmatch(value):
+        raise KeypairError(f"fingerprint {quote_input(value)} looks like a SHA256 fingerprint without its prefix: "
+                           "write it as ssh-keygen -l prints it, SHA256:...")
+    return validate_fingerprint(value), None
+
+
+def _sha256_of(item: Mapping[str, Any]) -> Optional[str]:
+    key = api_public_key(item)
+    return key.fingerprint("sha256") if key is not None else None
 
 
 def _matching_key_pairs(client: Any, names: List[str], filters: Mapping[str, Any]) -> List[Dict[str, Any]]:

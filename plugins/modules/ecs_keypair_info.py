@@ -38,8 +38,13 @@ options:
     aliases: [name]
   fingerprint:
     description:
-      - Only the key pair with this fingerprint, in the form the API reports (MD5 hex digits, with or without
-        colons); anything else is refused before a call.
+      - Only the key pair with this fingerprint.
+      - V(SHA256:...), as C(ssh-keygen -l) and this collection print it (RV(key_pairs[].fingerprint_sha256)), is
+        matched against the fingerprint computed here from each public key; the API cannot filter by it, so the
+        key pairs of the region (or of O(names)) are read with their public keys.
+      - The MD5 fingerprint, as the API reports it (hex digits, with or without colons) or as C(ssh-keygen -l -E md5)
+        prints it (V(MD5:aa:bb:...)), is sent to the API as its filter.
+      - Anything else is refused before a call.
     type: str
   tags:
     description:
@@ -75,6 +80,11 @@ EXAMPLES = r"""
       owner: team-a
     include_instances: true
   register: team
+
+- name: The key pair that holds a given public key (SHA256 fingerprint, as ssh-keygen -l prints it)
+  sshkeys.ecs.ecs_keypair_info:
+    fingerprint: "{{ lookup('ansible.builtin.file', 'deploy.pub') | sshkeys.ecs.ssh_fingerprint }}"
+  register: by_key
 
 - name: Names only
   ansible.builtin.debug:

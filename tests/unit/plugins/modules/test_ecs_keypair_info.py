@@ -178,3 +178,41 @@ def test_options_win_over_environment(fake_ecs, run_module, monkeypatch):
 def test_bad_endpoint_fails_clearly(fake_ecs, run_module):
     result, _out = run_module(ecs_keypair_info.main, {"ecs_endpoint": "ftp://nowhere"})
     assert result["failed"] and "ecs_endpoint" in result["msg"]
+
+
+def test_sha256_fingerprint_is_matched_on_the_local_fingerprint(fake_ecs, run_module):
+    """The collection prints SHA256 everywhere: a SHA256 fingerprint finds its key pair (the API
+    filters by MD5 only, so it is matched here), and not just nothing."""
+    lines = seed(fake_ecs, 4)
+    wanted = parse_public_key(lines["k002"])
+    sha256 = wanted.fingerprint("sha256")
+    result, _out = run_module(ecs_keypair_info.main, {"fingerprint": sha256, "include_public_key": False})
+    assert [k["name"] for k in result["key_pairs"]] == ["k002"]
+    assert result["key_pairs"][0]["fingerprint_sha256"] == sha256
+    assert result["key_pairs"][0]["public_key"] is None
+    calls = [p for a, p in fake_ecs.log if a == "DescribeKeyPairs"]
+    assert calls and all("KeyPairFingerPrint" not in p and p["IncludePublicKey"] == "true" for p in calls)
+    # Names narrow the listing as before.
+    result, _out = run_module(ecs_keypair_info.main, {"fingerprint": sha256, "names": ["k001", "k003"]})
+    assert result["key_pairs"] == []
+
+
+def test_md5_fingerprint_as_ssh_keygen_prints_it_goes_to_the_api(fake_ecs, run_module):
+    lines = seed(fake_ecs, 2)
+    md5 = parse_public_key(lines["k001"]).fingerprint("md5")
+    assert md5.startswith("MD5:")
+    run_module(ecs_keypair_info.main, {"fingerprint": md5})
+    calls = [p for a, p in fake_ecs.log if a == "DescribeKeyPairs"]
+    assert calls[-1]["KeyPairFingerPrint"] == md5[len("MD5:"):]
+
+
+@pytest.mark.parametrize("value, words", [
+    ("SHA256:short", "is not a SHA256 fingerprint as ssh-keygen -l prints it"),
+    ("cD6dJqKOeVMNWzwMhzlussB+6h+CC1n5OHtBLviygCM", "without its prefix: write it as ssh-keygen -l prints it"),
+    ("MD5:zz:yy", "is not a fingerprint as the API reports it"),
+])
+def test_malformed_fingerprints_are_refused_before_a_call(fake_ecs, run_module, value, words):
+    result, _out = run_module(ecs_keypair_info.main, {"fingerprint": value})
+    assert result["failed"] is True
+    assert words in result["msg"]
+    assert fake_ecs.log == []
