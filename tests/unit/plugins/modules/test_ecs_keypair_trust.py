@@ -417,7 +417,7 @@ OTHER_VALUES = {
     "pattern with a trailing newline": (ecs_keypair_info, {"names": ["web-*\n"]}, "ends with a newline"),
     "pattern with a space": (ecs_keypair_info, {"names": ["web *"]}, "may hold only"),
     "fingerprint with a trailing newline": (ecs_keypair_info, {"fingerprint": "ab:cd:ef:01\n"}, "ends with a newline"),
-    "fingerprint that is SHA256": (ecs_keypair_info, {"fingerprint": "SHA256:abc"}, "not a fingerprint"),
+    "fingerprint that is a short SHA256": (ecs_keypair_info, {"fingerprint": "SHA256:abc"}, "not a SHA256 fingerprint"),
     "resource group with a trailing newline": (ecs_keypair, {"name": "web", "return_private_key": True,
                                                              "resource_group_id": "rg-abc\n"}, "ends with a newline"),
     "resource group with NUL": (ecs_keypair_info, {"resource_group_id": "rg-a\x00b"},
