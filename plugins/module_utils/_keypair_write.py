@@ -34,12 +34,13 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_api import (
     first_error,
     get_key_pair,
     import_key_pair,
+    instances_holding,
     maybe_done,
     tag_key_pair,
     untag_key_pair,
 )
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError
-from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_shape import api_public_key, api_tags, same_key
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_shape import api_public_key, api_tags, instance_ids, same_key
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_validate import MAX_TAGS, KeypairError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_keys import public_key_of_private_text
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import PublicKey
@@ -109,9 +110,35 @@ def import_key(client: Any, name: str, key: PublicKey, tags: Optional[Mapping[st
             if current is not None and same_key(current, key):
                 return current
             if attempt + 1 >= tries:
+                if current is None:
+                    raise name_taken_error(client, name, error, "ImportKeyPair") from None
                 raise
             client.pause(attempt)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def name_taken_error(client: Any, name: str, error: EcsApiError, action: str) -> EcsApiError:
+    """KeyPair.AlreadyExist for a name no key pair holds: say why when instances show that name.
+
+    ECS (the older behaviour, and the emulator's default) lets a key pair be deleted while
+    instances still hold it; they keep showing its name, and the name stays taken until it is
+    detached from every one of them, although DescribeKeyPairs lists nothing under it. Only then
+    is the bare error replaced, with the instances and the task that frees the name.
+    """
+    try:
+        holders = instances_holding(client, name)
+    except EcsApiError:
+        return error
+    if not holders:
+        return error
+    ids = instance_ids(holders)
+    shown = join_ids(ids, 50)
+    return EcsApiError(
+        code=error.code, action=action, request_id=error.request_id, http_status=error.http_status,
+        message=(f"{error.message}; no key pair {name} exists, but {len(ids)} instance(s) still show that name "
+                 f"({shown}): a key pair {name} was deleted while it was attached to them, and ECS keeps the name "
+                 f"taken until it is detached from each; detach it (sshkeys.ecs.ecs_keypair_attach with "
+                 f"key_pair_name: {name}, state: absent and these instance_ids), then run this task again"))
 
 
 def apply_tags(client: Any, name: str, current: Mapping[str, str], to_set: Mapping[str, str],
@@ -249,6 +276,14 @@ class CloudCreate:
             self.client.pause(attempt)  # our delete of the old key pair is not visible everywhere yet
             return
         self._forget_marker()
+        try:
+            absent = get_key_pair(self.client, self.name) is None
+        except EcsApiError:
+            absent = False
+        if absent:
+            explained = name_taken_error(self.client, self.name, error, "CreateKeyPair")
+            if explained is not error:
+                raise explained from None
         raise EcsApiError(code=error.code, action="CreateKeyPair", request_id=error.request_id,
                           http_status=error.http_status,
                           message=f"{error.message}; key pair {self.name} was absent when this run looked and has "

@@ -90,7 +90,9 @@ class FakeEcs(EcsClient):
 
     def _new(self, params, public):
         name = params["KeyPairName"]
-        if name in FakeEcs.store:
+        # As the emulator by default: a key pair deleted while attached keeps its name taken
+        # until it is detached from every instance that still shows it.
+        if name in FakeEcs.store or any(i.get("KeyPairName") == name for i in FakeEcs.instances.values()):
             raise _error("KeyPair.AlreadyExist")
         tags = [{"TagKey": params[k], "TagValue": params[k[:-3] + "Value"]}
                 for k in sorted(params) if k.startswith("Tag.") and k.endswith(".Key")]

@@ -15,7 +15,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils import _ecs_api, _ecs_
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._openssh import parse_public_key
 from ansible_collections.sshkeys.ecs.plugins.module_utils._private_keys import public_key_from_private
-from ansible_collections.sshkeys.ecs.plugins.modules import ecs_keypair
+from ansible_collections.sshkeys.ecs.plugins.modules import ecs_keypair, ecs_keypair_info
 
 MUTATIONS = {"CreateKeyPair", "ImportKeyPair", "DeleteKeyPairs", "TagResources", "UntagResources",
              "AttachKeyPair", "DetachKeyPair"}
@@ -416,6 +416,32 @@ def test_absent_attached_seed_behaviour_warns(fake_ecs, run_module):
     fake_ecs.instances["i-1"] = {"InstanceId": "i-1", "KeyPairName": "ops"}
     result, _out = run_module(ecs_keypair.main, {"name": "ops", "state": "absent"})
     assert result["changed"] and any("still attached" in w for w in result["warnings"])
+
+
+@pytest.mark.parametrize("how", ["import", "cloud"])
+def test_name_taken_by_a_key_pair_deleted_while_attached_says_why(fake_ecs, run_module, tmp_path, how):
+    """The name of a key pair deleted while attached stays taken: KeyPair.AlreadyExist although
+    no key pair of that name is listed. The failure says so and names the instances to detach."""
+    line, _pem = new_public_key()
+    run_module(ecs_keypair.main, {"name": "ops", "public_key": line})
+    for instance_id in ("i-1", "i-2"):
+        fake_ecs.instances[instance_id] = {"InstanceId": instance_id, "KeyPairName": "ops"}
+    run_module(ecs_keypair.main, {"name": "ops", "state": "absent"})
+    listed, _out = run_module(ecs_keypair_info.main, {"names": ["ops"]})
+    assert listed["key_pairs"] == []
+    args = {"name": "ops", "public_key": new_public_key()[0]} if how == "import" else \
+        {"name": "ops", "private_key_path": str(tmp_path / "ops.pem")}
+    result, _out = run_module(ecs_keypair.main, args)
+    assert result["failed"] and result["error"]["code"] == "KeyPair.AlreadyExist"
+    assert "was deleted while it was attached to them" in result["msg"]
+    assert "2 instance(s) still show that name (i-1, i-2)" in result["msg"]
+    assert "sshkeys.ecs.ecs_keypair_attach with key_pair_name: ops, state: absent" in result["msg"]
+    assert not (tmp_path / "ops.pem").exists()
+    # Detached, the name is free again.
+    for instance in fake_ecs.instances.values():
+        instance["KeyPairName"] = ""
+    result, _out = run_module(ecs_keypair.main, args)
+    assert result["changed"] and "ops" in fake_ecs.store
 
 
 def test_absent_attached_strict_behaviour_fails_clearly_then_detach_works(fake_ecs, run_module):
