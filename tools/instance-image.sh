@@ -20,7 +20,8 @@ LABEL=io.github.sshkeys-ecs.instance-image.key
 SUITE=bookworm
 PACKAGES=openssh-server,python3,sudo
 CUSTOMIZE=$ROOT/tools/instance/customize.sh
-KEY_FILES=(tools/instance-image.sh tools/instance/*)
+# Expanded from ROOT, not from the caller's directory (pytest runs this from anywhere).
+mapfile -t KEY_FILES < <(cd "$ROOT" && printf '%s\n' tools/instance-image.sh tools/instance/*)
 IMPORT_CHANGES=('CMD ["/usr/local/sbin/ecs-instance-boot"]' 'EXPOSE 22')
 MESSAGE="sshkeys.ecs test instance"
 HELP_LINES=$(sed -n '2,11s/^# \{0,1\}//p' "$0")
