@@ -409,7 +409,55 @@ def generate_private_key(key_type: str = 'ed25519', bits: int | None = None,
                               "'cryptography' (OpenSSH's own format); use rsa or ecdsa, or install bcrypt") from None
         private_bytes = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
     public = _public_of(key)
-    return private_bytes.decode('ascii'), PublicKey(public.key_type, public.blob, comment)
+    text = private_bytes.decode('ascii')
+    if comment and not password and private_format == 'openssh':
+        text = _with_openssh_comment(text, comment)
+    return text, PublicKey(public.key_type, public.blob, comment)
+
+
+# The block size of an unencrypted OpenSSH private key ('none' cipher, PROTOCOL.key).
+_OPENSSH_PLAIN_BLOCK = 8
+
+
+def _with_openssh_comment(text: str, comment: str) -> str:
+    """An unencrypted OpenSSH-format private key with comment in place of the empty one that
+    cryptography writes (``ssh-keygen -y`` and ``ssh-keygen -l`` show it, as for a key
+    ssh-keygen made). Anything else (an encrypted key, a comment already there) is returned as
+    it was."""
+    match = _PEM_BLOCK.search(text)
+    if match is None or match.group(1) != 'OPENSSH PRIVATE KEY' or CONTROL_CHARS.search(comment):
+        return text
+    body = base64.b64decode(match.group(2))
+    if not body.startswith(_OPENSSH_MAGIC):
+        return text
+    reader = Reader(body[len(_OPENSSH_MAGIC):], 'OpenSSH private key')
+    cipher, kdf, kdf_options = reader.string('cipher'), reader.string('kdf'), reader.string('kdf options')
+    count = reader.uint32('number of keys')
+    public_blob = reader.string('public key')
+    private = reader.string('private section')
+    keys = _without_empty_comment(private)
+    if cipher != b'none' or kdf != b'none' or count != 1 or keys is None:
+        return text
+    section = keys + ssh_string(comment.encode('utf-8'))
+    # Padding 1, 2, 3, ... up to the block size, none when the section fills its last block,
+    # as ssh-keygen writes it (and checks it when reading).
+    section += bytes(range(1, (-len(section)) % _OPENSSH_PLAIN_BLOCK + 1))
+    rebuilt = (_OPENSSH_MAGIC + ssh_string(cipher) + ssh_string(kdf) + ssh_string(kdf_options)
+               + count.to_bytes(4, 'big') + ssh_string(public_blob) + ssh_string(section))
+    encoded = base64.b64encode(rebuilt).decode('ascii')
+    lines = '\n'.join(encoded[i:i + 70] for i in range(0, len(encoded), 70))
+    return f'-----BEGIN OPENSSH PRIVATE KEY-----\n{lines}\n-----END OPENSSH PRIVATE KEY-----\n'
+
+
+def _without_empty_comment(private: bytes) -> bytes | None:
+    """The private section up to its comment (check integers and key fields), when it ends in
+    an empty comment and its padding; None otherwise. The padding is 1, 2, 3, ...: ssh-keygen
+    writes none when the section fills its last block, cryptography a whole block of 8."""
+    pad = private[-1] if private and private[-1] <= _OPENSSH_PLAIN_BLOCK else -1
+    end = len(private) - pad
+    if pad < 0 or private[end:] != bytes(range(1, pad + 1)) or end < 12 or private[end - 4:end] != bytes(4):
+        return None
+    return private[:end - 4]
 
 
 def _new_key(key_type: str, bits: int | None):

@@ -259,6 +259,30 @@ def test_generated_keys_are_read_by_ssh_keygen(tmp_path, key_type, bits, expecte
 
 
 @needs_ssh_keygen
+@pytest.mark.parametrize('key_type,bits', [('rsa', 2048), ('ecdsa', 256), ('ecdsa', 521), ('ed25519', None)])
+def test_generated_openssh_key_carries_its_comment(tmp_path, key_type, bits):
+    # Comments of 1 to 9 bytes give every padding length (0 to 7) of PROTOCOL.key's private
+    # section, whatever length the key itself has: ssh-keygen checks that padding.
+    for length in range(1, 10):
+        comment = 'kp-web-prod'[:length]
+        private_text, public = generate_private_key(key_type, bits, comment=comment)
+        path = tmp_path / f'key-{length}'
+        path.write_text(private_text)
+        path.chmod(0o600)
+        shown = expected_public(path)
+        assert shown.endswith(f' {comment}') and parse_public_key(shown).identity() == public.identity()
+        assert keygen('-l', '-f', str(path)).stdout.split()[2] == comment
+        assert public_key_from_private(private_text).comment == comment
+
+
+def test_generated_key_comment_only_where_the_format_keeps_one():
+    # PKCS#8 has no comment field: the key is written as cryptography made it.
+    private_text, public = generate_private_key('ecdsa', 256, comment='web', private_format='pkcs8')
+    assert 'OPENSSH' not in private_text and public.comment == 'web'
+    assert public_key_from_private(private_text).comment == ''
+
+
+@needs_ssh_keygen
 def test_generated_encrypted_key(tmp_path):
     private_text, public = generate_private_key('ecdsa', 256, passphrase=PASSPHRASE, private_format='pkcs8')
     path = tmp_path / 'key'
