@@ -8,8 +8,14 @@ File format:
         {"name": "default",
          "access_keys": [{"id": "LTAI...", "secret": "...",
                           "security_token": "optional: requests must then carry this STS token"}],
-         "resource_groups": ["rg-optional-extra-ids"]},
+         "resource_groups": ["rg-optional-extra-ids"],
+         "uid": "optional: the account id in role ARNs (default: 16 digits derived from the name)",
+         "roles": [{"name": "deploy", "trusted_accounts": ["second"], "max_session_duration": 3600,
+                    "external_id": "optional"}]},
         ...]}
+
+Roles: STS AssumeRole accepts any role name of the caller's own account; a role of another
+account only when listed here with the caller's account (name or uid) in trusted_accounts.
 """
 
 from __future__ import annotations
@@ -35,6 +41,17 @@ class Account:
     name: str
     access_keys: list[AccessKey]
     resource_groups: list[str] = field(default_factory=list)
+    uid: str = ""
+    roles: dict[str, dict] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.uid:
+            # Stable per account name, like the default resource group.
+            self.uid = str(int(hashlib.sha256(self.name.encode()).hexdigest()[:13], 16)).rjust(16, "1")[:16]
+
+    def role(self, name: str) -> dict | None:
+        """The role's entry in the accounts file (role names are case-insensitive in RAM)."""
+        return self.roles.get(name.lower())
 
     @property
     def default_resource_group(self) -> str:
@@ -74,8 +91,31 @@ def _parse(doc: object) -> list[Account]:
         groups = entry.get("resource_groups") or []
         if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
             raise AccountsError(f"account {name!r}: resource_groups must be a list of strings")
-        accounts.append(Account(name, keys, list(groups)))
+        accounts.append(Account(name, keys, list(groups), _uid(name, entry.get("uid")), _roles(name, entry)))
     return accounts
+
+
+def _uid(name: str, uid: object) -> str:
+    if uid is None:
+        return ""
+    if not isinstance(uid, str) or not uid.isdigit() or len(uid) > 32:
+        raise AccountsError(f"account {name!r}: uid must be a string of digits")
+    return uid
+
+
+def _roles(name: str, entry: dict) -> dict[str, dict]:
+    roles = {}
+    for role in entry.get("roles") or []:
+        if not isinstance(role, dict) or not isinstance(role.get("name"), str) or not role["name"]:
+            raise AccountsError(f"account {name!r}: every role needs a string 'name'")
+        trusted = role.get("trusted_accounts", [])
+        if not isinstance(trusted, list) or not all(isinstance(t, str) for t in trusted):
+            raise AccountsError(f"account {name!r}: role {role['name']!r}: trusted_accounts must be a list of strings")
+        duration = role.get("max_session_duration", 3600)
+        if not isinstance(duration, int) or not 3600 <= duration <= 43200:
+            raise AccountsError(f"account {name!r}: role {role['name']!r}: max_session_duration must be 3600 to 43200")
+        roles[role["name"].lower()] = role
+    return roles
 
 
 def load_file(path: str) -> list[Account]:
@@ -102,6 +142,6 @@ def default_accounts(state: State) -> list[Account]:
 
 def to_public_dict(accounts: list[Account]) -> list[dict]:
     """For the ready file: the credentials a test needs to talk to the emulator."""
-    return [{"name": a.name, "resource_groups": [a.default_resource_group] + a.resource_groups,
+    return [{"name": a.name, "uid": a.uid, "resource_groups": [a.default_resource_group] + a.resource_groups,
              "access_keys": [{"id": k.id, "secret": k.secret, "security_token": k.security_token}
                              for k in a.access_keys]} for a in accounts]

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from . import sigs
+from . import admin, sigs, sts
 from .accounts import AccessKey, Account
 from .actions import ACTIONS, Config, Context
 from .errors import ApiError
@@ -106,6 +106,7 @@ class Emulator:
         self.admin_token = admin_token
         self.nonces = NonceCache()
         self.request_log: RequestLog | None = None
+        self.temporary_keys = sts.TemporaryKeys()
 
 
 MAX_LINE = 65536
@@ -332,6 +333,8 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError("MissingParameter", "The input parameter \"Action\" that is mandatory for processing this "
                            "request is not supplied.", 400)
         info["action"] = action[:64]
+        if version == sts.VERSION:
+            return self._sts(action, params, query_params, headers, body, info, request_id)
         if version != API_VERSION:
             raise ApiError("InvalidVersion", f"Specified parameter Version is not valid (this endpoint serves {API_VERSION}).", 400)
         handler = ACTIONS.get(action)
@@ -356,6 +359,21 @@ class Handler(BaseHTTPRequestHandler):
         payload["RequestId"] = request_id
         return 200, payload
 
+    def _sts(self, action: str, params: dict[str, str], query: dict[str, str], headers: dict[str, str],
+             body: bytes, info: dict, request_id: str) -> tuple[int, dict]:
+        """An STS request (see sts.py): same signing and same request log as ECS."""
+        emu = self.emulator
+        handler = sts.ACTIONS.get(action)
+        if handler is None:
+            raise ApiError("InvalidAction.NotFound", "Specified api is not found, please check your url and method.", 404)
+        key = self._authenticate(headers.get("authorization", "").startswith("ACS3-"), params, query, headers, body)
+        info["account"] = key.account
+        issued = emu.temporary_keys.get(key.id)
+        ctx = sts.StsContext(emu.accounts, key, issued, emu.temporary_keys, params)
+        payload = handler(ctx)
+        payload["RequestId"] = request_id
+        return 200, payload
+
     def _apply_fault(self, fault: Fault, request_id: str):
         if fault.latency_ms:
             time.sleep(fault.latency_ms / 1000)
@@ -375,6 +393,9 @@ class Handler(BaseHTTPRequestHandler):
         else:
             signed, auth = sigs.v1_envelope(params), None
         key = emu.keys.get(signed.access_key_id)
+        issued = emu.temporary_keys.get(signed.access_key_id) if key is None else None
+        if issued is not None:
+            key = issued.key
         if key is None:
             raise ApiError("InvalidAccessKeyId.NotFound", "Specified access key is not found.", 404)
         if v3:
@@ -391,11 +412,13 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError("SignatureDoesNotMatch", message, 400)
         if key.security_token is not None:
             if not signed.security_token:
-                raise ApiError("MissingSecurityToken", "This AccessKey needs a SecurityToken (STS).", 400)
+                raise ApiError("MissingSecurityToken", "SecurityToken is mandatory for this action.", 400)
             if not hmac.compare_digest(signed.security_token, key.security_token):
                 raise ApiError("InvalidSecurityToken.Mismatch", "The SecurityToken does not match the AccessKey.", 400)
         elif signed.security_token:
             raise ApiError("InvalidSecurityToken.Malformed", "A SecurityToken was given for a permanent AccessKey.", 400)
+        if issued is not None and emu.temporary_keys.expired(issued):
+            raise ApiError("InvalidSecurityToken.Expired", "Specified SecurityToken is expired.", 400)
         sigs.check_skew(signed.timestamp, datetime.now(timezone.utc))
         if not emu.nonces.use(key.id, signed.nonce):
             raise ApiError("SignatureNonceUsed", "Specified signature nonce was used already.", 400)
@@ -408,6 +431,9 @@ class Handler(BaseHTTPRequestHandler):
         token = self.headers.get("X-Admin-Token") or ""
         if not hmac.compare_digest(token.encode(), emu.admin_token.encode()):
             return 403, {"Code": "Forbidden.AdminToken", "Message": "The admin API needs a valid X-Admin-Token header."}
+        handled = admin.handle(emu, self.command, path, body)  # instances and reset, for test authors
+        if handled is not None:
+            return handled
         if path == "/_admin/faults":
             if self.command == "GET":
                 return 200, {"Faults": emu.faults.list()}
@@ -424,6 +450,9 @@ class Handler(BaseHTTPRequestHandler):
                     return 400, {"Code": "InvalidParameter.Faults", "Message": str(exc)[:300]}
                 emu.faults.add(faults, replace=bool(doc.get("replace")))
                 return 200, {"Faults": emu.faults.list()}
+        if path == "/_admin/sts/expire" and self.command == "POST":
+            # Temporary credentials last 15 minutes at least; tests expire them at once instead.
+            return 200, {"Expired": emu.temporary_keys.expire_all()}
         if path == "/_admin/flush-log" and self.command == "POST":
             # The request log is written a few times a second; tests that read it flush first.
             if emu.request_log is not None:

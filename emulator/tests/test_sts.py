@@ -1,0 +1,121 @@
+"""STS on the emulator, driven by the official STS client (alibabacloud_sts20150401): roles are
+assumed, the temporary keys work on ECS through the official ECS clients with their token only,
+and stop working once expired."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from support import REGION, SDKS, ApiFailure, EmulatorProcess, unique
+
+MAIN_UID = "1234567890123456"
+OTHER_UID = "6543210987654321"
+
+
+@pytest.fixture(scope="module")
+def sts_emu(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sts-roles") / "accounts.json"
+    path.write_text(json.dumps({"accounts": [
+        {"name": "main", "uid": MAIN_UID, "access_keys": [{"id": "LTAI5tStsMainKey000001", "secret": "main-secret"}]},
+        {"name": "other", "uid": OTHER_UID, "access_keys": [{"id": "LTAI5tStsOtherKey00001", "secret": "other-secret"}],
+         "roles": [{"name": "shared", "trusted_accounts": ["main"], "max_session_duration": 7200},
+                   {"name": "guarded", "trusted_accounts": [MAIN_UID], "external_id": "abc-123"}]}]}))
+    proc = EmulatorProcess("--accounts", str(path)).start()
+    yield proc
+    proc.stop()
+
+
+def sts_client(emu, key, token=None):
+    from alibabacloud_sts20150401.client import Client
+    from alibabacloud_tea_openapi import models as open_api_models
+    return Client(open_api_models.Config(access_key_id=key[0], access_key_secret=key[1], security_token=token,
+                                         endpoint=emu.endpoint, protocol="http", region_id=REGION))
+
+
+def assume(emu, key, arn, **extra):
+    from alibabacloud_sts20150401 import models
+    from alibabacloud_tea_openapi.exceptions import ClientException, ServerException
+    request = models.AssumeRoleRequest(role_arn=arn, role_session_name=extra.pop("session", "ci-run"), **extra)
+    try:
+        return sts_client(emu, key).assume_role(request).body
+    except (ClientException, ServerException) as exc:
+        raise ApiFailure(exc.code, exc.status_code, getattr(exc, "request_id", None)) from None
+
+
+MAIN = ("LTAI5tStsMainKey000001", "main-secret")
+
+
+@pytest.mark.parametrize("sdk", sorted(SDKS))
+def test_assumed_role_keys_work_on_ecs_with_their_token_only(sts_emu, sdk):
+    body = assume(sts_emu, MAIN, f"acs:ram::{MAIN_UID}:role/Deployer", duration_seconds=900)
+    creds = body.credentials
+    assert creds.access_key_id.startswith("STS.") and creds.security_token and creds.expiration.endswith("Z")
+    assert body.assumed_role_user.arn == f"acs:ram::{MAIN_UID}:role/deployer/ci-run"
+    temporary = (creds.access_key_id, creds.access_key_secret)
+    ecs = SDKS[sdk](sts_emu.endpoint, temporary, security_token=creds.security_token)
+    name = unique("sts")
+    ecs.call("CreateKeyPair", RegionId=REGION, KeyPairName=name)
+    listed = ecs.call("DescribeKeyPairs", RegionId=REGION, KeyPairName=name)
+    assert [k["KeyPairName"] for k in listed["KeyPairs"]["KeyPair"]] == [name]
+    # The key pair belongs to the role's account: the main account's own key sees it.
+    assert SDKS[sdk](sts_emu.endpoint, MAIN).call("DescribeKeyPairs", RegionId=REGION, KeyPairName=name)["TotalCount"] == 1
+    with pytest.raises(ApiFailure) as info:
+        SDKS[sdk](sts_emu.endpoint, temporary).call("DescribeKeyPairs", RegionId=REGION)
+    assert info.value.code == "MissingSecurityToken"
+    ecs.call("DeleteKeyPairs", RegionId=REGION, KeyPairNames=json.dumps([name]))
+
+
+def test_caller_identity_of_user_and_of_assumed_role(sts_emu):
+    from alibabacloud_sts20150401 import models  # noqa: F401 - the client needs its models
+    user = sts_client(sts_emu, MAIN).get_caller_identity().body
+    assert (user.identity_type, user.account_id) == ("RAMUser", MAIN_UID)
+    creds = assume(sts_emu, MAIN, f"acs:ram::{OTHER_UID}:role/shared", session="cross").credentials
+    role = sts_client(sts_emu, (creds.access_key_id, creds.access_key_secret), creds.security_token)
+    identity = role.get_caller_identity().body
+    assert identity.identity_type == "AssumedRoleUser"
+    assert identity.account_id == OTHER_UID
+    assert identity.arn == f"acs:ram::{OTHER_UID}:role/shared/cross"
+
+
+@pytest.mark.parametrize("arn, extra, code, status", [
+    ("acs:ram::123:user/deployer", {}, "InvalidParameter.RoleArn", 400),
+    ("arn:aws:iam::123:role/x", {}, "InvalidParameter.RoleArn", 400),
+    (f"acs:ram::{OTHER_UID}:role/untrusted", {}, "EntityNotExist.Role", 404),
+    ("acs:ram::9999999999999999:role/deployer", {}, "EntityNotExist.Role", 404),
+    (f"acs:ram::{OTHER_UID}:role/guarded", {}, "NoPermission", 403),
+    (f"acs:ram::{OTHER_UID}:role/guarded", {"external_id": "wrong"}, "NoPermission", 403),
+    (f"acs:ram::{MAIN_UID}:role/deployer", {"duration_seconds": 899}, "InvalidParameter.DurationSeconds", 400),
+    (f"acs:ram::{MAIN_UID}:role/deployer", {"duration_seconds": 3601}, "InvalidParameter.DurationSeconds", 400),
+    (f"acs:ram::{MAIN_UID}:role/deployer", {"session": "a"}, "InvalidParameter.RoleSessionName", 400),
+    (f"acs:ram::{MAIN_UID}:role/deployer", {"session": "a b"}, "InvalidParameter.RoleSessionName", 400),
+    (f"acs:ram::{MAIN_UID}:role/deployer", {"policy": "not json"}, "InvalidParameter.PolicyGrammar", 400),
+])
+def test_assume_role_errors(sts_emu, arn, extra, code, status):
+    with pytest.raises(ApiFailure) as info:
+        assume(sts_emu, MAIN, arn, **extra)
+    assert (info.value.code, info.value.status) == (code, status)
+
+
+def test_cross_account_trust_from_the_accounts_file(sts_emu):
+    # Listed with the caller's account among its trusted accounts, and its longer maximum.
+    assert assume(sts_emu, MAIN, f"acs:ram::{OTHER_UID}:role/shared", duration_seconds=7200).credentials
+    assert assume(sts_emu, MAIN, f"acs:ram::{OTHER_UID}:role/guarded", external_id="abc-123").credentials
+    # The other way round nothing is listed: refused.
+    with pytest.raises(ApiFailure) as info:
+        assume(sts_emu, ("LTAI5tStsOtherKey00001", "other-secret"), f"acs:ram::{MAIN_UID}:role/anything")
+    assert info.value.code == "EntityNotExist.Role"
+
+
+@pytest.mark.parametrize("sdk", sorted(SDKS))
+def test_expired_temporary_keys_are_refused(sts_emu, sdk):
+    creds = assume(sts_emu, MAIN, f"acs:ram::{MAIN_UID}:role/deployer").credentials
+    ecs = SDKS[sdk](sts_emu.endpoint, (creds.access_key_id, creds.access_key_secret),
+                    security_token=creds.security_token)
+    assert ecs.call("DescribeKeyPairs", RegionId=REGION)["TotalCount"] >= 0
+    status, doc = sts_emu.admin("POST", "/_admin/sts/expire")
+    assert status == 200 and doc["Expired"] >= 1
+    with pytest.raises(ApiFailure) as info:
+        ecs.call("DescribeKeyPairs", RegionId=REGION)
+    assert info.value.code == "InvalidSecurityToken.Expired"
