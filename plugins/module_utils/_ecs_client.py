@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit
 
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Tuple
 
+from ansible_collections.sshkeys.ecs.plugins.module_utils._endpoints import close_regions, service_host
 from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import quote_input
 
@@ -42,6 +43,13 @@ MAX_DESCRIBE_INSTANCE_IDS = 100
 
 # Codes that mean "try again later": the service did not act on the request.
 RETRYABLE_CODES = frozenset(("ServiceUnavailable", "InternalError", "SignatureNonceUsed"))
+# Our codes for transport failures that another try cannot mend: a host name that does not
+# resolve, a TLS handshake that failed (certificate, or TLS spoken to a plain HTTP server).
+FINAL_TRANSPORT_CODES = frozenset(("UnknownHost", "SSLError"))
+# The header a throttled reply may carry: how long to wait before the next try, in
+# milliseconds (alibabacloud_tea_openapi's Utils.get_throttling_time_left reads it, and
+# darabonba's retry policy sleeps that many milliseconds).
+RETRY_AFTER_HEADER = "x-acs-retry-after"
 
 
 class EcsApiError(SshKeysError):
@@ -56,11 +64,13 @@ class EcsApiError(SshKeysError):
 
     def __init__(self, *, code: str, message: str, request_id: Optional[str] = None,
                  http_status: Optional[int] = None, action: Optional[str] = None,
-                 sent: bool = True) -> None:
+                 sent: bool = True, retry_after: Optional[float] = None) -> None:
         self.code, self.message, self.request_id = code, message, request_id
         self.http_status, self.action = http_status, action
         # False when the request surely never reached the service (nothing was acted on).
         self.sent = sent
+        # Seconds the service asked us to wait before trying again (x-acs-retry-after).
+        self.retry_after = retry_after
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
@@ -204,10 +214,11 @@ def dig(reply: Mapping[str, Any], path: Sequence[str], action: str = "") -> list
 _HOST_CHARS = re.compile(r"[A-Za-z0-9._:-]+")
 
 
-def parse_endpoint(endpoint: Optional[str], region: str) -> Tuple[str, str, Optional[int]]:
-    """(scheme, host, port) from a URL ('http://127.0.0.1:8080'), a host[:port], or the region."""
+def parse_endpoint(endpoint: Optional[str], region: str, network: str = "public") -> Tuple[str, str, Optional[int]]:
+    """(scheme, host, port) from a URL ('http://127.0.0.1:8080'), a host[:port], or the region
+    (its public or VPC endpoint)."""
     if not endpoint:
-        return "https", f"ecs.{region}.aliyuncs.com", None
+        return "https", service_host("ecs", region, network), None
     text = endpoint.strip()
     if "://" not in text:
         text = "https://" + text
@@ -222,6 +233,15 @@ def parse_endpoint(endpoint: Optional[str], region: str) -> Tuple[str, str, Opti
     except ValueError as exc:
         raise ValueError(f"ecs_endpoint {quote_input(endpoint)} has an invalid port") from exc
     return parts.scheme, parts.hostname, port
+
+
+def has_scheme(endpoint: Optional[str]) -> bool:
+    return bool(endpoint) and "://" in str(endpoint)
+
+
+def host_and_port(scheme: str, host: str, port: Optional[int]) -> str:
+    """host:port with the port always shown (the scheme's default when none was given)."""
+    return f"{host}:{port or (443 if scheme == 'https' else 80)}"
 
 
 def host_header(scheme: str, host: str, port: Optional[int]) -> str:
@@ -242,10 +262,12 @@ class TransportError(SshKeysError):
 
     reason = "transport"
 
-    def __init__(self, message: str, *, timeout: bool = False, sent: bool = True) -> None:
+    def __init__(self, message: str, *, timeout: bool = False, sent: bool = True, unresolved: bool = False) -> None:
         super().__init__(message)
         self.timeout = timeout
         self.sent = sent
+        # The host name did not resolve: another try a few seconds later will not mend it.
+        self.unresolved = unresolved
 
 
 def http_transport(method: str, scheme: str, host: str, port: Optional[int], target: str,
@@ -256,15 +278,25 @@ def http_transport(method: str, scheme: str, host: str, port: Optional[int], tar
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
     else:
         conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    where = host_and_port(scheme, host, port)
     try:
         try:
             conn.connect()
-        except ssl.SSLCertVerificationError:
-            raise  # a bad certificate is not transient: never retried
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
+            # The peer closed the connection during the handshake: may be transient.
+            raise TransportError(f"connection to {where} closed during the TLS handshake", sent=False) from exc
+        except ssl.SSLError:
+            raise  # a bad certificate or no TLS at all on the other side: never retried
+        except socket.gaierror as exc:
+            raise TransportError(f"cannot resolve the host name {host}: {exc.strerror or exc}", sent=False,
+                                 unresolved=True) from exc
         except socket.timeout as exc:
-            raise TransportError(f"timed out connecting to {host}", timeout=True, sent=False) from exc
+            raise TransportError(f"timed out connecting to {where}", timeout=True, sent=False) from exc
+        except ConnectionRefusedError as exc:
+            raise TransportError(f"cannot connect to {where}: connection refused (nothing listens on that port)",
+                                 sent=False) from exc
         except OSError as exc:
-            raise TransportError(f"cannot connect to {host}: {exc.strerror or exc}", sent=False) from exc
+            raise TransportError(f"cannot connect to {where}: {exc.strerror or exc}", sent=False) from exc
         try:
             conn.request(method, target, body=body, headers=dict(headers))
             response = conn.getresponse()
@@ -297,8 +329,8 @@ def is_retryable(error: EcsApiError, idempotent: bool = True) -> bool:
     throttling, 503, or a request that never left. A reply lost after sending could mean the
     key pair was created and its private key is gone; the caller must decide, not a blind retry.
     """
-    if error.code == "SSLError":
-        return False  # a certificate problem does not go away by itself
+    if error.code in FINAL_TRANSPORT_CODES:
+        return False  # a wrong name, certificate or scheme does not mend itself
     if not error.sent:
         return True
     code = error.code or ""
@@ -317,6 +349,17 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: Callable[[], float
     return min(cap, base * (2 ** attempt)) * rng()
 
 
+def retry_after_seconds(headers: Mapping[str, str]) -> Optional[float]:
+    """The wait x-acs-retry-after asks for, in seconds; None when absent, malformed or not positive
+    (as the official SDK reads it)."""
+    raw = headers.get(RETRY_AFTER_HEADER)
+    try:
+        millis = int(str(raw).strip()) if raw not in (None, "") else 0
+    except ValueError:
+        return None
+    return millis / 1000.0 if millis > 0 else None
+
+
 # ---------------------------------------------------------------------------------------------
 # The client.
 
@@ -329,14 +372,18 @@ class EcsClient:
                  backoff_base: float = 0.5, backoff_cap: float = 20.0, validate_certs: bool = True,
                  ca_file: Optional[str] = None, transport: Callable[..., HttpReply] = http_transport,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
-                 nonce: Callable[[], str] = new_nonce) -> None:
+                 nonce: Callable[[], str] = new_nonce, endpoint_type: str = "public") -> None:
         if signature_version not in (SIGNATURE_V3, SIGNATURE_V1):
             raise ValueError(f"unknown signature version {quote_input(signature_version)} (use v3 or v1)")
         if not region:
             raise ValueError("a region is required")
         self.credentials = credentials
         self.region = region
-        self.scheme, self.host, self.port = parse_endpoint(endpoint, region)
+        self.scheme, self.host, self.port = parse_endpoint(endpoint, region, endpoint_type)
+        # Whether the user chose the endpoint, and whether they wrote its scheme: the error
+        # messages of a failed connection say what to change.
+        self.endpoint_given = bool(endpoint)
+        self.scheme_assumed = bool(endpoint) and not has_scheme(endpoint)
         self.signature_version = signature_version
         self.timeout = timeout
         self.retries = max(0, int(retries))
@@ -410,12 +457,48 @@ class EcsClient:
             reply = self._transport("POST", self.scheme, self.host, self.port, target, headers, body,
                                     self.timeout, self._context)
         except TransportError as exc:
-            raise EcsApiError(code="Timeout" if exc.timeout else "ConnectionError", message=str(exc),
-                              action=action, sent=exc.sent) from None
+            raise self._transport_error(action, exc) from None
         except ssl.SSLError as exc:
-            raise EcsApiError(code="SSLError", action=action, sent=False,
-                              message=f"TLS with {self.host} failed: {exc.reason or exc}") from None
-        return parse_reply(action, reply)
+            raise EcsApiError(code="SSLError", action=action, sent=False, message=self._tls_message(exc)) from None
+        try:
+            return parse_reply(action, reply)
+        except EcsApiError as error:
+            if error.code == "InvalidRegionId.NotFound":
+                # ECS's message does not say which value it refused, nor what was meant.
+                error.message += self._region_hint(str(params.get("RegionId") or self.region))
+            raise
+
+    @staticmethod
+    def _region_hint(region: str) -> str:
+        suggestions = [name for name in close_regions(region) if name != region]
+        hint = f" (RegionId {quote_input(region)} was sent"
+        return hint + (f"; close region ids: {', '.join(suggestions)})" if suggestions else ")")
+
+    def _transport_error(self, action: str, exc: TransportError) -> EcsApiError:
+        if exc.unresolved:
+            return EcsApiError(code="UnknownHost", action=action, sent=False,
+                               message=f"{exc}; {self._unresolved_hint()}")
+        return EcsApiError(code="Timeout" if exc.timeout else "ConnectionError", message=str(exc),
+                           action=action, sent=exc.sent)
+
+    def _unresolved_hint(self) -> str:
+        """What to check when the endpoint's name does not resolve."""
+        if self.endpoint_given:
+            return "check ecs_endpoint"
+        suggestions = [name for name in close_regions(self.region) if name != self.region]
+        close = f" (close region ids: {', '.join(suggestions)})" if suggestions else ""
+        return (f"it is the endpoint of region {quote_input(self.region)}: the region may be wrong{close}, "
+                "or this network has no DNS for it")
+
+    def _tls_message(self, exc: ssl.SSLError) -> str:
+        where = host_and_port(self.scheme, self.host, self.port)
+        message = f"TLS with {where} failed: {exc.reason or exc}"
+        if self.scheme_assumed and not isinstance(exc, ssl.SSLCertVerificationError):
+            # TLS spoken to a plain HTTP server fails with WRONG_VERSION_NUMBER (or a record layer
+            # error): the user most likely meant http://.
+            message += (f"; ecs_endpoint has no scheme, so HTTPS was assumed: if the endpoint serves plain HTTP "
+                        f"(as the emulator does), write http://{host_header('http', self.host, self.port)}")
+        return message
 
     def call(self, action: str, params: Optional[Mapping[str, Any]] = None, *, idempotent: bool = True) -> dict:
         """One API action with retries; returns the reply object or raises EcsApiError."""
@@ -426,8 +509,15 @@ class EcsClient:
             except EcsApiError as error:
                 if attempt >= self.retries or not is_retryable(error, idempotent):
                     raise
-                self._sleep(backoff_delay(attempt, self.backoff_base, self.backoff_cap))
+                self._sleep(self._retry_delay(attempt, error))
                 attempt += 1
+
+    def _retry_delay(self, attempt: int, error: EcsApiError) -> float:
+        """The jittered backoff, but never less than the wait the service asked for (capped)."""
+        delay = backoff_delay(attempt, self.backoff_base, self.backoff_cap)
+        if error.retry_after:
+            delay = max(delay, min(error.retry_after, self.backoff_cap))
+        return delay
 
     def pause(self, attempt: int) -> None:
         """The backoff wait before retry number attempt, for callers that retry on their own terms."""
@@ -477,13 +567,15 @@ def parse_reply(action: str, reply: HttpReply) -> dict:
             if reply.status == 429:
                 code = "Throttling"
         raise EcsApiError(code=code, action=action, http_status=reply.status, request_id=header_request_id,
+                          retry_after=retry_after_seconds(reply.headers),
                           message=f"the reply is not a JSON object ({len(reply.body)} bytes, "
                                   f"content type {reply.headers.get('content-type', 'unknown')})")
     request_id = data.get("RequestId") or header_request_id
     if reply.status >= 300:
         raise EcsApiError(code=str(data.get("Code") or f"HTTP{reply.status}"),
                           message=str(data.get("Message") or "no message"),
-                          request_id=request_id, http_status=reply.status, action=action)
+                          request_id=request_id, http_status=reply.status, action=action,
+                          retry_after=retry_after_seconds(reply.headers))
     if not request_id:
         raise EcsApiError(code="MalformedResponse", action=action, http_status=reply.status,
                           message="the reply carries no RequestId")

@@ -119,13 +119,15 @@ def _module_utils(name: str) -> str:
 # What the lower layers may import of the collection, all the way down (docs/development.md).
 ALLOWED = {
     "_errors": set(),
-    "_ecs_client": {"_errors", "_key_material"},
-    "_ecs_api": {"_ecs_client", "_errors", "_key_material"},
+    "_endpoints": set(),
+    "_ecs_client": {"_errors", "_key_material", "_endpoints"},
+    "_ecs_api": {"_ecs_client", "_errors", "_key_material", "_endpoints"},
     # Checks and shapes are shared with the filters: no client below them.
     "_ecs_validate": {"_errors", "_key_material"},
     "_ecs_shape": {"_errors", "_openssh", "_key_material"},
     # Credentials serve the inventory too: no AnsibleModule, no module base below them.
-    "_credentials": {"_ecs_client", "_ecs_validate", "_errors", "_key_material", "_regular_file", "_file_kinds"},
+    "_credentials": {"_ecs_client", "_ecs_validate", "_errors", "_key_material", "_regular_file", "_file_kinds",
+                     "_endpoints"},
 }
 
 
