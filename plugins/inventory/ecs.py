@@ -77,10 +77,21 @@ options:
     description:
       - The ECS API endpoint, as a host name (HTTPS is used) or a URL such as
         C(http://127.0.0.1:18080). It serves every region of O(regions).
-      - If not set, E(ALIBABA_CLOUD_ECS_ENDPOINT) or E(ALICLOUD_ECS_ENDPOINT), else the regional
-        endpoint C(ecs.<region>.aliyuncs.com) of each region.
+      - If not set, E(ALIBABA_CLOUD_ECS_ENDPOINT) or E(ALICLOUD_ECS_ENDPOINT), else the endpoint of
+        each region as the official SDK picks it, C(ecs.<region>.aliyuncs.com) for most regions
+        (C(ecs-cn-hangzhou.aliyuncs.com) for C(cn-hangzhou), the central C(ecs.aliyuncs.com) for the
+        few regions the SDK sends there), or C(ecs-vpc.<region>.aliyuncs.com) with
+        O(ecs_endpoint_type=vpc).
     type: str
     aliases: [endpoint]
+  ecs_endpoint_type:
+    description:
+      - Which endpoint of each region to use when O(ecs_endpoint) is not set. V(public) is the
+        Internet endpoint; V(vpc) is C(ecs-vpc.<region>.aliyuncs.com), reachable only from a VPC of
+        that region, without Internet access.
+      - If not set, E(ALIBABA_CLOUD_ECS_ENDPOINT_TYPE) (a variable of this collection), else V(public).
+    type: str
+    choices: [public, vpc]
   ecs_signature_version:
     description:
       - How requests are signed. V(v3) is ACS3-HMAC-SHA256, what the current official SDK uses;
@@ -249,7 +260,8 @@ from ansible_collections.sshkeys.ecs.plugins.plugin_utils._ecs_inventory import 
 # Options that may be templates (for example a vault lookup); everything else is taken as is.
 _TEMPLATED = ("alicloud_access_key", "alicloud_secret_key", "alicloud_security_token", "alicloud_region",
               "alicloud_profile", "ecs_endpoint")
-_SETTINGS = ("ecs_signature_version", "ecs_timeout", "ecs_retries", "ecs_retry_delay", "validate_certs")
+_SETTINGS = ("ecs_signature_version", "ecs_timeout", "ecs_retries", "ecs_retry_delay", "validate_certs",
+             "ecs_endpoint_type")
 # Bumped when the cached data changes shape, so an old cache is not misread.
 _CACHE_FORMAT = 1
 

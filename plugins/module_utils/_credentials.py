@@ -33,6 +33,8 @@ ENV_SECRET_KEY = ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALICLOUD_SECRET_KEY", "ALI
 ENV_SECURITY_TOKEN = ("ALIBABA_CLOUD_SECURITY_TOKEN", "ALICLOUD_SECURITY_TOKEN")
 ENV_REGION = ("ALIBABA_CLOUD_REGION_ID", "ALICLOUD_REGION", "ALICLOUD_REGION_ID")
 ENV_ENDPOINT = ("ALIBABA_CLOUD_ECS_ENDPOINT", "ALICLOUD_ECS_ENDPOINT")
+# This collection's own: Alibaba's tools have no variable for the ECS endpoint's network type.
+ENV_ENDPOINT_TYPE = ("ALIBABA_CLOUD_ECS_ENDPOINT_TYPE",)
 ENV_PROFILE = ("ALIBABA_CLOUD_PROFILE", "ALIBABACLOUD_PROFILE", "ALICLOUD_PROFILE")
 # The option each list stands in for.
 OPTION_ENVIRONMENT = {
@@ -42,6 +44,7 @@ OPTION_ENVIRONMENT = {
     "alicloud_region": ENV_REGION,
     "alicloud_profile": ENV_PROFILE,
     "ecs_endpoint": ENV_ENDPOINT,
+    "ecs_endpoint_type": ENV_ENDPOINT_TYPE,
 }
 # The Alibaba tools' switch to ignore the CLI profile file (tests set it); honoured here too.
 ENV_PROFILE_DISABLED = "ALIBABA_CLOUD_CLI_PROFILE_DISABLED"
@@ -194,7 +197,18 @@ def resolve_connection(options: Mapping[str, Any], environ: Mapping[str, str],
     """Everything a client needs, checked before any request is sent."""
     credentials, region, endpoint = resolve_credentials(options, environ, profile_file)
     check_sent_values(credentials, region)
-    return Connection(credentials, region, endpoint, client_settings(options))
+    settings = client_settings(options)
+    settings["endpoint_type"] = endpoint_type(options, environ)
+    return Connection(credentials, region, endpoint, settings)
+
+
+def endpoint_type(options: Mapping[str, Any], environ: Mapping[str, str]) -> str:
+    """public or vpc: which endpoint of the region the client uses when none is given."""
+    value = from_environment(options, environ, "ecs_endpoint_type") or "public"
+    if value not in ("public", "vpc"):
+        raise CredentialError(f"ecs_endpoint_type (or {ENV_ENDPOINT_TYPE[0]}) {quote_input(value)} is neither "
+                              "public nor vpc")
+    return value
 
 
 def build_client(connection: Connection, region: Optional[str] = None,

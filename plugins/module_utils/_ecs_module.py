@@ -42,6 +42,7 @@ def ecs_argument_spec() -> dict:
         alicloud_region=dict(type="str", aliases=["region"]),
         alicloud_profile=dict(type="str", aliases=["profile"]),
         ecs_endpoint=dict(type="str", aliases=["endpoint"]),
+        ecs_endpoint_type=dict(type="str", choices=["public", "vpc"]),
         ecs_signature_version=dict(type="str", default=SETTING_DEFAULTS["ecs_signature_version"],
                                    choices=["v3", "v1"]),
         ecs_timeout=dict(type="float", default=SETTING_DEFAULTS["ecs_timeout"]),
