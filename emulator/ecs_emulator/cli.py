@@ -1,4 +1,4 @@
-"""Command line: `ecs-emulator serve ...`."""
+"""Command line: `ecs-emulator serve ...`, and the commands for a running emulator (commands.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from . import __version__
 from .accounts import AccountsError, default_accounts, load_file, to_public_dict
 from .actions import DEFAULT_REGIONS, Config
 from .backend import InstanceBackend
+from .commands import add_commands, run as run_command
 from .faults import FaultError, Faults, parse_spec
 from .lifecycle import Lifecycle
 from .server import Emulator, RequestLog, make_server
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "the accounts' keys")
     serve.add_argument("--log-file", metavar="FILE", help="request log (JSON lines) to FILE instead of stderr")
     serve.add_argument("--quiet", action="store_true", help="no request log")
+    add_commands(sub)
     return parser
 
 
@@ -152,8 +154,13 @@ def serve(args: argparse.Namespace) -> int:
     endpoint = f"http://{host}:{port}"
     first = accounts[0].access_keys[0]
     print(f"ecs-emulator {__version__} serving {endpoint} (state {args.state}, instances {args.instances})", flush=True)
-    print(f"  ALIBABA_CLOUD_ECS_ENDPOINT={endpoint}\n  ALIBABA_CLOUD_REGION_ID={regions[0]}\n"
-          f"  ALIBABA_CLOUD_ACCESS_KEY_ID={first.id}\n  ALIBABA_CLOUD_ACCESS_KEY_SECRET={first.secret}", flush=True)
+    # What a user needs next: the collection's settings for the first account, and the admin
+    # token the instances, reset and fault commands send (also in the ready file).
+    print(f"  export ALIBABA_CLOUD_ECS_ENDPOINT={endpoint} ALIBABA_CLOUD_REGION_ID={regions[0]}\n"
+          f"  export ALIBABA_CLOUD_ACCESS_KEY_ID={first.id} ALIBABA_CLOUD_ACCESS_KEY_SECRET={first.secret}\n"
+          f"  export ECS_EMULATOR_ADMIN_TOKEN={admin_token}", flush=True)
+    if args.ready_file:
+        print(f"  the same in {args.ready_file}: eval \"$(ecs-emulator env --ready-file {args.ready_file})\"", flush=True)
     if args.ready_file:
         _write_ready(args.ready_file, {"endpoint": endpoint, "port": port, "region": regions[0],
                                        "admin_token": admin_token, "state_id": state_id, "pid": os.getpid(),
@@ -184,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
-    return 2
+    return run_command(args)
 
 
 if __name__ == "__main__":
