@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--address-pool", type=_pool, default=ipaddress.IPv4Network("127.0.10.0/24"),
                        metavar="CIDR", help="loopback addresses for instances (default 127.0.10.0/24)")
     serve.add_argument("--ssh-port", type=int, default=22, help="sshd port of instances (default 22)")
+    serve.add_argument("--ssh-closed", action="store_true",
+                       help="podman instances start with their SSH port closed to the controller (only Cloud "
+                            "Assistant reaches them); POST /_admin/ssh-access opens or closes one")
     serve.add_argument("--transition-seconds", type=float, default=1.5, metavar="S",
                        help="how long Pending/Starting/Stopping last before the backend is called (default 1.5)")
     serve.add_argument("--fast", action="store_true", help="test mode: status transitions take no extra time")
@@ -93,12 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def make_backend(kind: str, state_id: str, ssh_port: int) -> InstanceBackend:
+def make_backend(kind: str, state_id: str, ssh_port: int, ssh_closed: bool = False) -> InstanceBackend:
     if kind == "virtual":
         return InstanceBackend()
     # Imported lazily: the podman backend and its needs are optional.
     from .podman_backend import PodmanBackend
-    return PodmanBackend(state_id=state_id, ssh_port=ssh_port)
+    return PodmanBackend(state_id=state_id, ssh_port=ssh_port, ssh_closed=ssh_closed)
 
 
 def _setup_logging() -> None:
@@ -136,7 +139,7 @@ def serve(args: argparse.Namespace) -> int:
     regions = tuple(r.strip() for r in args.regions.split(",") if r.strip())
     config = Config(regions=regions, strict_delete=args.strict_delete, accept_ed25519=args.ed25519 == "accept",
                     address_pool=args.address_pool, ssh_port=args.ssh_port)
-    backend = make_backend(args.instances, state_id, args.ssh_port)
+    backend = make_backend(args.instances, state_id, args.ssh_port, args.ssh_closed)
     lifecycle = Lifecycle(state, backend, args.ssh_port, 0.0 if args.fast else args.transition_seconds)
     lifecycle.recover()
     faults = Faults(seed=args.fault_seed)

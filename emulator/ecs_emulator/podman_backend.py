@@ -51,6 +51,8 @@ CONTAINERS_CONF = _REPO / "tools" / "containers.conf"
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _PODMAN_TIMEOUT = 120.0
+SSH_CLOSED_DROPIN = "/etc/ssh/sshd_config.d/00-ecs-emulator-ssh-closed.conf"
+SSH_CLOSED_PORT = 2222
 
 
 class PodmanError(RuntimeError):
@@ -156,7 +158,9 @@ class PodmanBackend(InstanceBackend):
 
     def __init__(self, *, state_id: str, ssh_port: int, config_root: str | os.PathLike[str] | None = None,
                  image: str = IMAGE, boot_timeout: float = 60.0, remove_on_close: bool = False,
-                 ensure_image: bool = True) -> None:
+                 ensure_image: bool = True, ssh_closed: bool = False) -> None:
+        self.ssh_closed = ssh_closed            # instances start with their SSH port closed to the controller
+        self.ssh_access: dict[str, bool] = {}   # per instance, set through the admin API: open or not
         self.state_id = _check_name("state id", state_id)
         _check_endpoint("127.0.0.1", ssh_port)
         self.ssh_port = ssh_port
@@ -296,10 +300,13 @@ class PodmanBackend(InstanceBackend):
                 self._podman("start", name)
             elif running:
                 # A reboot: stop and start the same container, so its file system persists.
+                self._podman("exec", name, "rm", "-f", SSH_CLOSED_DROPIN, check=False)
                 self._podman("restart", "--time", "2", name)
             else:
                 self._podman("start", name)
             self._wait_for_sshd(spec.instance_id, spec.address, spec.ssh_port)
+            if not self.ssh_open(spec.instance_id):
+                self._apply_ssh_access(spec.instance_id, spec.address, spec.ssh_port)
         log.info("instance %s: sshd up on %s", spec.instance_id, endpoint)
 
     def _wait_for_sshd(self, instance_id: str, address: str, port: int) -> None:
@@ -326,9 +333,55 @@ class PodmanBackend(InstanceBackend):
         lines = (proc.stdout + proc.stderr).strip().splitlines()
         return " | ".join(lines[-5:]) or "no container log"
 
+    # --- Cloud Assistant: the agent's way in, and the SSH port closed to the controller --------
+
+    def exec_in(self, instance_id: str, user: str, argv: list[str], *, stdin: bytes,
+                timeout: float) -> subprocess.CompletedProcess[bytes]:
+        """Runs argv inside the instance as user (the Cloud Assistant agent's work); returncode None on timeout."""
+        name = self.container_name(instance_id)
+        try:
+            return subprocess.run(["podman", "exec", "-i", "--user", user, name, *argv], input=stdin,
+                                  env=self._env, capture_output=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            return subprocess.CompletedProcess(exc.cmd, None, exc.stdout or b"", exc.stderr or b"")  # type: ignore[arg-type]
+
+    def ssh_open(self, instance_id: str) -> bool:
+        return self.ssh_access.get(instance_id, not self.ssh_closed)
+
+    def set_ssh_access(self, instance_id: str, address: str, port: int, open_: bool) -> None:
+        """Opens or closes the instance's SSH port to the controller, like a security group rule.
+
+        Closed, sshd inside listens on another port only (a drop-in and SIGHUP, which sshd answers
+        by re-reading its configuration), so a connection to the published port is refused; the
+        halt removes the drop-in, so every boot starts open and is closed again once sshd is up.
+        """
+        with self._lock(instance_id):
+            self.ssh_access[instance_id] = open_
+            self._apply_ssh_access(instance_id, address, port)
+
+    def _apply_ssh_access(self, instance_id: str, address: str, port: int) -> None:
+        info = self._inspect(instance_id)
+        if info is None or not info.get("State", {}).get("Running"):
+            return
+        name = self.container_name(instance_id)
+        if self.ssh_open(instance_id):
+            self._podman("exec", name, "sh", "-c", f"rm -f {SSH_CLOSED_DROPIN} && kill -HUP 1")
+            self._wait_for_sshd(instance_id, address, port)
+            return
+        self._podman("exec", name, "sh", "-c", f"printf 'Port {SSH_CLOSED_PORT}\\n' > {SSH_CLOSED_DROPIN} && kill -HUP 1")
+        deadline = time.monotonic() + 10
+        while sshd_banner(address, port, timeout=0.5):
+            if time.monotonic() > deadline:
+                raise PodmanError(f"instance {instance_id}: sshd still answers on {address}:{port} after closing")
+            time.sleep(0.1)
+
     def halt(self, instance_id: str) -> None:
         with self._lock(instance_id):
-            if self._inspect(instance_id) is not None:
+            info = self._inspect(instance_id)
+            if info is not None:
+                if info.get("State", {}).get("Running"):
+                    # Every boot starts with sshd on its port (the boot waits for its banner).
+                    self._podman("exec", self.container_name(instance_id), "rm", "-f", SSH_CLOSED_DROPIN, check=False)
                 self._podman("stop", "--time", "2", self.container_name(instance_id))
 
     def destroy(self, instance_id: str) -> None:

@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 from . import admin, sigs, sts
 from .accounts import AccessKey, Account
 from .actions import ACTIONS, Config, Context
+from .cloud_assistant import ACTIONS as CLOUD_ASSISTANT_ACTIONS
 from .errors import ApiError
 from .faults import Fault, FaultError, Faults, from_dict
 from .lifecycle import Lifecycle
@@ -337,7 +338,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._sts(action, params, query_params, headers, body, info, request_id)
         if version != API_VERSION:
             raise ApiError("InvalidVersion", f"Specified parameter Version is not valid (this endpoint serves {API_VERSION}).", 400)
-        handler = ACTIONS.get(action)
+        handler = ACTIONS.get(action) or CLOUD_ASSISTANT_ACTIONS.get(action)
         if handler is None:
             raise ApiError("InvalidAction.NotFound", "Specified api is not found, please check your url and method.", 404)
         key = self._authenticate(v3, params, query_params, headers, body)
@@ -458,10 +459,31 @@ class Handler(BaseHTTPRequestHandler):
             if emu.request_log is not None:
                 emu.request_log.flush()
             return 200, {"Flushed": emu.request_log is not None}
+        if path == "/_admin/ssh-access" and self.command == "POST":
+            return self._ssh_access(body)
         if path == "/_admin/wait-idle" and self.command == "POST":
             # Lets tests wait until queued status transitions are done, without sleeping blindly.
             return 200, {"Idle": emu.lifecycle.wait_idle(timeout=60)}
         return 404, {"Code": "InvalidAction.NotFound", "Message": "Unknown admin endpoint."}
+
+
+    def _ssh_access(self, body: bytes) -> tuple[int, dict]:
+        """Opens or closes one podman instance's SSH port to the controller (a security group rule)."""
+        emu = self.emulator
+        try:
+            doc = json.loads(body.decode("utf-8") or "{}")
+            instance_id, open_ = doc["InstanceId"], doc["Open"]
+            if not isinstance(instance_id, str) or not isinstance(open_, bool):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return 400, {"Code": "InvalidParameter", "Message": 'expected {"InstanceId": "i-...", "Open": true|false}'}
+        backend = emu.lifecycle.backend
+        with emu.state.read() as db:
+            row = db.execute("SELECT address FROM instances WHERE id = ?", (instance_id,)).fetchone()
+        if row is None or not hasattr(backend, "set_ssh_access"):
+            return 404, {"Code": "InvalidInstanceId.NotFound", "Message": "No podman instance with this id."}
+        backend.set_ssh_access(instance_id, row["address"], emu.config.ssh_port, open_)
+        return 200, {"InstanceId": instance_id, "Open": open_}
 
 
 class _NullWriter:
