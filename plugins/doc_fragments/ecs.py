@@ -15,23 +15,26 @@ options:
       - The AccessKey ID used to sign requests.
       - If not set, the first of the environment variables E(ALIBABA_CLOUD_ACCESS_KEY_ID),
         E(ALICLOUD_ACCESS_KEY) and E(ALICLOUD_ACCESS_KEY_ID) that is set is used, then the
-        current (or O(alicloud_profile)) profile of the Alibaba Cloud CLI file C(~/.aliyun/config.json)
-        in C(AK) or C(StsToken) mode.
+        current (or O(alicloud_profile)) profile of the Alibaba Cloud CLI file C(~/.aliyun/config.json).
+      - An AccessKey ID and its secret are always taken from the same place; an ID without its
+        secret fails saying the secret is missing and where the ID came from. The source used is
+        shown as C(credentials_source) in the result at C(-vvv).
     type: str
     aliases: [access_key]
   alicloud_secret_key:
     description:
       - The AccessKey secret that belongs to O(alicloud_access_key).
-      - If not set, E(ALIBABA_CLOUD_ACCESS_KEY_SECRET), E(ALICLOUD_SECRET_KEY) or
-        E(ALICLOUD_ACCESS_KEY_SECRET), then the CLI profile file.
+      - Set together with O(alicloud_access_key). Without options, E(ALIBABA_CLOUD_ACCESS_KEY_SECRET),
+        E(ALICLOUD_SECRET_KEY) or E(ALICLOUD_ACCESS_KEY_SECRET) goes with an ID from the environment.
       - Never shown in output; a secret read from the environment or the profile file is masked too.
     type: str
     aliases: [secret_key]
   alicloud_security_token:
     description:
       - An STS security token, for temporary credentials.
-      - If not set, E(ALIBABA_CLOUD_SECURITY_TOKEN) or E(ALICLOUD_SECURITY_TOKEN), then the
-        C(sts_token) of a C(StsToken) profile.
+      - Taken with the AccessKey it belongs to, from the same place; E(ALIBABA_CLOUD_SECURITY_TOKEN) or
+        E(ALICLOUD_SECURITY_TOKEN) with an AccessKey from the environment, the C(sts_token) of a
+        C(StsToken) profile.
     type: str
     aliases: [security_token]
   alicloud_region:
@@ -43,12 +46,75 @@ options:
     aliases: [region]
   alicloud_profile:
     description:
-      - The profile of the Alibaba Cloud CLI file C(~/.aliyun/config.json) to read when the
-        credentials or the region are not given otherwise. Defaults to the file's current profile.
-      - If not set, E(ALIBABA_CLOUD_PROFILE), E(ALIBABACLOUD_PROFILE) or E(ALICLOUD_PROFILE).
-      - The file is not read when E(ALIBABA_CLOUD_CLI_PROFILE_DISABLED) is V(true).
+      - The profile of the Alibaba Cloud CLI file C(~/.aliyun/config.json) (or O(shared_credentials_file))
+        to take the credentials from. Set as an option, the profile comes before the environment's
+        AccessKey; otherwise the file's current profile, or the one E(ALIBABA_CLOUD_PROFILE),
+        E(ALIBABACLOUD_PROFILE) or E(ALICLOUD_PROFILE) names, is used when neither the options nor the
+        environment hold an AccessKey.
+      - Modes C(AK), C(StsToken), C(RamRoleArn) (the profile's AccessKey assumes C(ram_role_arn)) and
+        C(ChainableRamRoleArn) (the credentials of C(source_profile) assume C(ram_role_arn)) are served;
+        any other mode fails naming it.
+      - The file is not read unless named by this option when E(ALIBABA_CLOUD_CLI_PROFILE_DISABLED) is V(true).
     type: str
     aliases: [profile]
+  shared_credentials_file:
+    description:
+      - The path of the Alibaba Cloud CLI profile file, instead of C(~/.aliyun/config.json).
+      - If not set, E(ALICLOUD_SHARED_CREDENTIALS_FILE).
+    type: path
+  alicloud_assume_role_arn:
+    description:
+      - The ARN of a RAM role, C(acs:ram::<account id>:role/<name>), to assume with the credentials found
+        (options, environment or profile) by a call to STS AssumeRole; the module then works with the
+        temporary credentials, which are kept in memory only.
+      - If not set, O(alicloud_assume_role.role_arn), then E(ALICLOUD_ASSUME_ROLE_ARN).
+    type: str
+    aliases: [assume_role_arn]
+  alicloud_assume_role_session_name:
+    description:
+      - The session name of the assumed role, 2 to 64 letters, digits or C(.@-_).
+      - If not set, O(alicloud_assume_role.session_name), then E(ALICLOUD_ASSUME_ROLE_SESSION_NAME),
+        else C(ansible).
+    type: str
+    aliases: [assume_role_session_name]
+  alicloud_assume_role_session_expiration:
+    description:
+      - How long the temporary credentials last, in seconds, 900 to 43200 (no more than the role's
+        maximum session duration).
+      - If not set, O(alicloud_assume_role.session_expiration), then
+        E(ALICLOUD_ASSUME_ROLE_SESSION_EXPIRATION), else what STS gives (3600).
+    type: int
+    aliases: [assume_role_session_expiration]
+  alicloud_assume_role:
+    description:
+      - The role to assume, as alibaba.alicloud takes it; the flat options above win over its keys.
+    type: dict
+    aliases: [assume_role]
+    suboptions:
+      role_arn:
+        description: The ARN of the role.
+        type: str
+      session_name:
+        description: The session name.
+        type: str
+      session_expiration:
+        description: How long the temporary credentials last, in seconds.
+        type: int
+      policy:
+        description: A policy document (JSON) that narrows what the temporary credentials may do.
+        type: str
+      external_id:
+        description: The external ID the role's trust policy asks for.
+        type: str
+  alicloud_sts_endpoint:
+    description:
+      - The STS endpoint used to assume roles, a host name (HTTPS) or a URL; an option of this
+        collection, for tests and private endpoints.
+      - If not set, E(ALIBABA_CLOUD_STS_ENDPOINT), else C(sts.<region>.aliyuncs.com), or
+        C(sts-vpc.<region>.aliyuncs.com) when E(ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED) is V(true); the
+        region is E(ALIBABA_CLOUD_STS_REGION), else the profile's C(sts_region), else O(alicloud_region).
+    type: str
+    aliases: [sts_endpoint]
   ecs_endpoint:
     description:
       - The ECS API endpoint, as a host name (HTTPS is used) or a URL such as

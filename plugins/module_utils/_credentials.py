@@ -9,8 +9,13 @@ into signed-client settings, for the modules (through the module base) and the i
 It knows nothing of AnsibleModule: callers hand in plain values (the option values by option
 name, the environment, the profile file's path) and get a client or a ``CredentialError``.
 
-Precedence, for each value: the option, then the first environment variable of its list that is
-set, then the CLI profile file (the option's profile, else the file's current one).
+Credentials: the first source of the chain that holds any wins, and is named in -vvv output and
+in errors: the options (an AccessKey pair, or the profile option), the environment (an AccessKey
+pair), the CLI profile file (the file's current profile, or ALIBABA_CLOUD_PROFILE's; modes AK,
+StsToken, RamRoleArn, ChainableRamRoleArn). An AccessKey ID and its secret always come from the
+same source. The assume-role options then assume their role with what was found.
+Other values (region, endpoint): the option, then the first environment variable of its list
+that is set, then the CLI profile's region.
 """
 
 from __future__ import annotations
@@ -25,6 +30,15 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_validate import R
 from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import looks_like_private_key, quote_input
 from ansible_collections.sshkeys.ecs.plugins.module_utils._regular_file import UnsafeFileError, read_regular
+from ansible_collections.sshkeys.ecs.plugins.module_utils._sts import (
+    DEFAULT_SESSION_NAME,
+    TRUE_WORDS,
+    RoleRequest,
+    StsError,
+    assume_role,
+    is_expired,
+    sts_endpoint,
+)
 
 # Environment names, most specific first: the Alibaba Cloud SDK and CLI names, then the ones of
 # the existing alibaba.alicloud collection. The first one that is set wins.
@@ -36,6 +50,8 @@ ENV_ENDPOINT = ("ALIBABA_CLOUD_ECS_ENDPOINT", "ALICLOUD_ECS_ENDPOINT")
 # This collection's own: Alibaba's tools have no variable for the ECS endpoint's network type.
 ENV_ENDPOINT_TYPE = ("ALIBABA_CLOUD_ECS_ENDPOINT_TYPE",)
 ENV_PROFILE = ("ALIBABA_CLOUD_PROFILE", "ALIBABACLOUD_PROFILE", "ALICLOUD_PROFILE")
+# The name alibaba.alicloud reads for its shared_credentials_file option.
+ENV_SHARED_CREDENTIALS_FILE = ("ALICLOUD_SHARED_CREDENTIALS_FILE",)
 # The option each list stands in for.
 OPTION_ENVIRONMENT = {
     "alicloud_access_key": ENV_ACCESS_KEY,
@@ -51,6 +67,8 @@ ENV_PROFILE_DISABLED = "ALIBABA_CLOUD_CLI_PROFILE_DISABLED"
 DEFAULT_PROFILE_FILE = os.path.join("~", ".aliyun", "config.json")
 # The CLI writes a few KiB; anything this large is not its profile file.
 MAX_PROFILE_FILE = 1024 * 1024
+# ChainableRamRoleArn profiles name a source profile; this deep is surely a loop.
+MAX_PROFILE_CHAIN = 5
 # Connection settings that are not credentials, with the defaults of the documented options.
 SETTING_DEFAULTS = {"ecs_signature_version": "v3", "ecs_timeout": 30.0, "ecs_retries": 5, "ecs_retry_delay": 0.5,
                     "validate_certs": True}
@@ -71,6 +89,8 @@ class Connection:
     region: str
     endpoint: Optional[str]
     settings: Dict[str, Any] = field(default_factory=dict)
+    # Where the credentials came from, in words (never a secret): for -vvv output and errors.
+    source: str = ""
 
 
 def from_environment(options: Mapping[str, Any], environ: Mapping[str, str], option: str) -> Any:
@@ -85,31 +105,22 @@ def from_environment(options: Mapping[str, Any], environ: Mapping[str, str], opt
 
 
 def read_cli_profile(path: str, name: Optional[str]) -> dict:
-    """The AccessKey fields of a profile of the Alibaba Cloud CLI's config.json.
-
-    Only the AK and StsToken modes carry keys we can sign with; other modes (RAM role, ECS
-    metadata, ...) are refused with a message that says which option to use instead.
-    """
+    """A profile of the Alibaba Cloud CLI's config.json ({} when the file or, unnamed, the
+    current profile is absent), with ``_name`` (the profile's name) and ``_document`` (the whole
+    file, for source profiles) added."""
     data = _profile_document(path)
     wanted = name or data.get("current") or "default"
-    profiles = data.get("profiles") or []
-    profile = next((p for p in profiles if isinstance(p, dict) and p.get("name") == wanted), None)
+    profile = _profile_named(data, wanted)
     if profile is None:
         if name:
             raise CredentialError(f"profile {quote_input(name)} is not in the Alibaba Cloud CLI profile file {path}")
         return {}
-    mode = profile.get("mode") or "AK"
-    if mode not in ("AK", "StsToken"):
-        raise CredentialError(
-            f"profile {quote_input(wanted)} of {path} uses mode {quote_input(mode)}; only AK and StsToken profiles "
-            "are supported, give alicloud_access_key and alicloud_secret_key instead")
-    return {
-        "access_key": profile.get("access_key_id") or None,
-        "secret_key": profile.get("access_key_secret") or None,
-        "security_token": (profile.get("sts_token") or None) if mode == "StsToken" else None,
-        "region": profile.get("region_id") or None,
-        "source": f"profile {quote_input(wanted)} of {path}",
-    }
+    return dict(profile, _name=wanted, _document=data)
+
+
+def _profile_named(data: dict, name: str) -> Optional[dict]:
+    profiles = data.get("profiles") or []
+    return next((p for p in profiles if isinstance(p, dict) and p.get("name") == name), None)
 
 
 def _profile_document(path: str) -> dict:
@@ -130,34 +141,215 @@ def _profile_document(path: str) -> dict:
     return data
 
 
-def resolve_credentials(options: Mapping[str, Any], environ: Mapping[str, str],
-                        profile_file: str = DEFAULT_PROFILE_FILE) -> Tuple[Credentials, str, Optional[str]]:
-    """(credentials, region, endpoint) from the options, the environment, then the CLI profile
-    file for what is still missing."""
-    def value(option: str) -> Any:
-        return from_environment(options, environ, option)
+@dataclass(frozen=True)
+class Resolved:
+    """Credentials and where they came from (named in -vvv output and in every error)."""
 
-    access_key, secret_key = value("alicloud_access_key"), value("alicloud_secret_key")
-    token, region, endpoint = value("alicloud_security_token"), value("alicloud_region"), value("ecs_endpoint")
-    needs_profile = not (access_key and secret_key) or not region
-    disabled = str(environ.get(ENV_PROFILE_DISABLED, "")).lower() in ("1", "true", "yes")
-    profile: dict = {}
-    if needs_profile and not disabled:
-        profile = read_cli_profile(os.path.expanduser(profile_file), value("alicloud_profile"))
-    if not (access_key and secret_key) and profile.get("access_key") and profile.get("secret_key"):
-        # A key pair is taken from one place only: never an id from here and a secret from there.
-        if access_key or secret_key:
-            raise CredentialError("only one of alicloud_access_key and alicloud_secret_key is set; set both")
-        access_key, secret_key, token = profile["access_key"], profile["secret_key"], profile["security_token"]
-    if not region:
-        region = profile.get("region")
-    if not access_key or not secret_key:
+    credentials: Credentials
+    source: str
+    expiration: Optional[str] = None
+
+
+class Resolver:
+    """Walks the chain for one connection: options, environment, CLI profile file. Each step
+    answers Resolved, None (nothing there), or raises CredentialError (something there is wrong:
+    a later source is never used to paper over it)."""
+
+    def __init__(self, options: Mapping[str, Any], environ: Mapping[str, str], profile_file: str) -> None:
+        self.options = options
+        self.environ = environ
+        self.profile_file = os.path.expanduser(self.value("shared_credentials_file") or profile_file)
+        disabled = str(environ.get(ENV_PROFILE_DISABLED, "")).lower() in TRUE_WORDS
+        self.profile_enabled = not disabled
+        self._profile: Optional[dict] = None
+
+    def value(self, option: str) -> Any:
+        return from_environment(self.options, self.environ, option)
+
+    def profile(self) -> dict:
+        """The selected CLI profile ({} when disabled or absent); read once."""
+        if self._profile is None:
+            self._profile = {}
+            if self.profile_enabled or self.options.get("alicloud_profile"):
+                self._profile = read_cli_profile(self.profile_file, self.value("alicloud_profile"))
+        return self._profile
+
+    def region(self) -> Optional[str]:
+        return self.value("alicloud_region") or self.profile().get("region_id") or None
+
+    # -- the chain ---------------------------------------------------------------------------
+
+    def base(self, region: Optional[str]) -> Resolved:
+        """The first source of the chain that holds credentials."""
+        for step in (self.from_options, self.from_profile_option, self.from_environment, self.from_profile):
+            found = step(region)
+            if found is not None:
+                return found
         raise CredentialError(
             "no Alibaba Cloud credentials: set alicloud_access_key and alicloud_secret_key, or "
-            f"{ENV_ACCESS_KEY[0]} and {ENV_SECRET_KEY[0]}, or an AK profile in {profile_file}")
+            f"{ENV_ACCESS_KEY[0]} and {ENV_SECRET_KEY[0]}, or a profile in {self.profile_file} "
+            "(modes AK, StsToken, RamRoleArn, ChainableRamRoleArn)")
+
+    def from_options(self, region: Optional[str]) -> Optional[Resolved]:
+        key, secret = self.options.get("alicloud_access_key"), self.options.get("alicloud_secret_key")
+        token = self.options.get("alicloud_security_token")
+        if not key and not secret:
+            return None
+        # An AccessKey ID and its secret come from one place: never an ID from the options and
+        # the secret from the environment (that signs with the wrong secret).
+        if not secret:
+            raise CredentialError("the secret is missing: alicloud_access_key is set in the options but "
+                                  "alicloud_secret_key is not (the secret is taken from the same place as its ID)")
+        if not key:
+            raise CredentialError("the AccessKey ID is missing: alicloud_secret_key is set in the options but "
+                                  "alicloud_access_key is not (the ID is taken from the same place as its secret)")
+        return Resolved(Credentials(key, secret, token), "the options alicloud_access_key and alicloud_secret_key")
+
+    def from_profile_option(self, region: Optional[str]) -> Optional[Resolved]:
+        """A profile named by the profile option is a source of the options: it comes first."""
+        if not self.options.get("alicloud_profile"):
+            return None
+        return self.from_profile(region)
+
+    def from_environment(self, region: Optional[str]) -> Optional[Resolved]:
+        key_name = next((name for name in ENV_ACCESS_KEY if self.environ.get(name)), None)
+        secret_name = next((name for name in ENV_SECRET_KEY if self.environ.get(name)), None)
+        if key_name is None and secret_name is None:
+            return None
+        if secret_name is None:
+            raise CredentialError(f"the secret is missing: {key_name} is set in the environment but none of "
+                                  f"{', '.join(ENV_SECRET_KEY)} is")
+        if key_name is None:
+            raise CredentialError(f"the AccessKey ID is missing: {secret_name} is set in the environment but none of "
+                                  f"{', '.join(ENV_ACCESS_KEY)} is")
+        token = next((self.environ[name] for name in ENV_SECURITY_TOKEN if self.environ.get(name)), None)
+        return Resolved(Credentials(self.environ[key_name], self.environ[secret_name], token),
+                        f"the environment ({key_name})")
+
+    def from_profile(self, region: Optional[str]) -> Optional[Resolved]:
+        profile = self.profile()
+        if not profile:
+            return None
+        return self.profile_credentials(profile, region, depth=0)
+
+    def profile_credentials(self, profile: dict, region: Optional[str], depth: int) -> Resolved:
+        name, mode = profile["_name"], profile.get("mode") or "AK"
+        source = f"profile {quote_input(name)} ({mode}) of {self.profile_file}"
+        if mode in ("AK", "StsToken", "RamRoleArn"):
+            key, secret = profile.get("access_key_id") or None, profile.get("access_key_secret") or None
+            if not key or not secret:
+                missing = "access_key_secret" if key else "access_key_id"
+                raise CredentialError(f"{source} has no {missing}: the {'secret' if key else 'AccessKey ID'} is missing")
+            token = (profile.get("sts_token") or None) if mode == "StsToken" else None
+            resolved = Resolved(Credentials(key, secret, token), source)
+            if mode != "RamRoleArn":
+                return resolved
+            return self.assume(resolved, profile_role(profile, source), region, profile.get("sts_region"))
+        if mode == "ChainableRamRoleArn":
+            if depth >= MAX_PROFILE_CHAIN:
+                raise CredentialError(f"{source}: source profiles nest deeper than {MAX_PROFILE_CHAIN} (a loop?)")
+            wanted = profile.get("source_profile")
+            parent = _profile_named(profile["_document"], wanted) if isinstance(wanted, str) else None
+            if parent is None:
+                raise CredentialError(f"{source} names source profile {quote_input(str(wanted))}, which is not in the file")
+            base = self.profile_credentials(dict(parent, _name=wanted, _document=profile["_document"]), region,
+                                            depth + 1)
+            return self.assume(base, profile_role(profile, source), region, profile.get("sts_region"))
+        raise CredentialError(
+            f"{source}: mode {quote_input(mode)} is not supported by this collection (it serves AK, StsToken, "
+            "RamRoleArn and ChainableRamRoleArn); give an AccessKey (alicloud_access_key and alicloud_secret_key), "
+            "or a role to assume on top of one (alicloud_assume_role_arn), or a profile in one of those modes")
+
+    # -- roles -------------------------------------------------------------------------------
+
+    def option_role(self) -> Optional[RoleRequest]:
+        """The role the assume-role options (or their environment variables) ask for, if any."""
+        nested = self.options.get("alicloud_assume_role") or {}
+        if not isinstance(nested, Mapping):
+            raise CredentialError("alicloud_assume_role must be a dictionary")
+
+        def pick(flat: str, key: str, env: str) -> Any:
+            value = self.options.get(flat)
+            if value is None:
+                value = nested.get(key)
+            if value is None:
+                value = self.environ.get(env) or None
+            return value
+
+        arn = pick("alicloud_assume_role_arn", "role_arn", "ALICLOUD_ASSUME_ROLE_ARN")
+        if not arn:
+            return None
+        duration = pick("alicloud_assume_role_session_expiration", "session_expiration",
+                        "ALICLOUD_ASSUME_ROLE_SESSION_EXPIRATION")
+        try:
+            duration = None if duration is None else int(duration)
+        except (TypeError, ValueError):
+            raise CredentialError("alicloud_assume_role_session_expiration must be a number of seconds") from None
+        return RoleRequest(str(arn), str(pick("alicloud_assume_role_session_name", "session_name",
+                                              "ALICLOUD_ASSUME_ROLE_SESSION_NAME") or DEFAULT_SESSION_NAME),
+                           duration, nested.get("policy"), nested.get("external_id"),
+                           source="the assume-role options")
+
+    def assume(self, base: Resolved, role: RoleRequest, region: Optional[str],
+               sts_region: Optional[str] = None) -> Resolved:
+        if base.expiration and is_expired(base.expiration):
+            raise CredentialError(f"the temporary credentials from {base.source} expired at {base.expiration}; "
+                                  "renew them")
+        if not region:
+            raise CredentialError(f"no region: set alicloud_region or {ENV_REGION[0]} (STS is reached through "
+                                  f"the region's endpoint to assume {role.role_arn})")
+        endpoint = sts_endpoint(region, self.environ, self.options.get("alicloud_sts_endpoint"), sts_region)
+        settings = client_settings(self.options)
+        try:
+            temporary = assume_role(base.credentials, base.source, role, endpoint, timeout=settings["timeout"],
+                                    validate_certs=settings["validate_certs"])
+        except StsError as exc:
+            raise CredentialError(str(exc)) from None
+        return Resolved(temporary.credentials, f"role {role.role_arn} assumed with {base.source}",
+                        temporary.expiration)
+
+
+def profile_role(profile: dict, source: str) -> RoleRequest:
+    """The role a RamRoleArn or ChainableRamRoleArn profile names (the CLI's field names)."""
+    arn = profile.get("ram_role_arn")
+    if not isinstance(arn, str) or not arn:
+        raise CredentialError(f"{source} has no ram_role_arn")
+    duration = profile.get("expired_seconds")
+    try:
+        duration = int(duration) if duration not in (None, "", 0) else None
+    except (TypeError, ValueError):
+        raise CredentialError(f"{source}: expired_seconds is not a number") from None
+    return RoleRequest(arn, str(profile.get("ram_session_name") or DEFAULT_SESSION_NAME), duration,
+                       profile.get("policy") or None, profile.get("external_id") or None, source=source)
+
+
+def resolve(options: Mapping[str, Any], environ: Mapping[str, str],
+            profile_file: str = DEFAULT_PROFILE_FILE) -> Tuple[Resolved, str, Optional[str]]:
+    """(credentials and their source, region, endpoint): the first source of the chain, then the
+    role the assume-role options name, assumed with it."""
+    resolver = Resolver(options, environ, profile_file)
+    region = resolver.region()
+    if region:
+        check_region(region)
+    role = resolver.option_role()
+    if role is not None:
+        try:
+            role.check()  # a malformed role fails before any source is read or any request sent
+        except StsError as exc:
+            raise CredentialError(str(exc)) from None
+    resolved = resolver.base(region)
+    if role is not None:
+        resolved = resolver.assume(resolved, role, region)
     if not region:
         raise CredentialError(f"no region: set alicloud_region or {ENV_REGION[0]}")
-    return Credentials(access_key, secret_key, token), region, endpoint
+    return resolved, region, resolver.value("ecs_endpoint")
+
+
+def resolve_credentials(options: Mapping[str, Any], environ: Mapping[str, str],
+                        profile_file: str = DEFAULT_PROFILE_FILE) -> Tuple[Credentials, str, Optional[str]]:
+    """(credentials, region, endpoint) from the chain."""
+    resolved, region, endpoint = resolve(options, environ, profile_file)
+    return resolved.credentials, region, endpoint
 
 
 def check_region(region: str) -> None:
@@ -195,11 +387,22 @@ def client_settings(options: Mapping[str, Any]) -> Dict[str, Any]:
 def resolve_connection(options: Mapping[str, Any], environ: Mapping[str, str],
                        profile_file: str = DEFAULT_PROFILE_FILE) -> Connection:
     """Everything a client needs, checked before any request is sent."""
-    credentials, region, endpoint = resolve_credentials(options, environ, profile_file)
-    check_sent_values(credentials, region)
+    resolved, region, endpoint = resolve(options, environ, profile_file)
+    check_sent_values(resolved.credentials, region)
     settings = client_settings(options)
     settings["endpoint_type"] = endpoint_type(options, environ)
-    return Connection(credentials, region, endpoint, settings)
+    return Connection(resolved.credentials, region, endpoint, settings, resolved.source)
+
+
+def explain_api_error(code: str, source: str) -> Optional[str]:
+    """A sentence for API errors that are about the credentials, naming where they came from."""
+    if code == "InvalidSecurityToken.Expired":
+        return f"the temporary credentials from {source} have expired: renew them (a new token, or run again to " \
+               "assume the role anew)"
+    if code in ("InvalidAccessKeyId.NotFound", "SignatureDoesNotMatch", "MissingSecurityToken",
+                "InvalidSecurityToken.Mismatch", "InvalidSecurityToken.Malformed"):
+        return f"the credentials came from {source}"
+    return None
 
 
 def endpoint_type(options: Mapping[str, Any], environ: Mapping[str, str]) -> str:

@@ -19,7 +19,9 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar
 from ansible_collections.sshkeys.ecs.plugins.module_utils._changes import PartialChangeError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._credentials import (
     SETTING_DEFAULTS,
+    Connection,
     build_client,
+    explain_api_error,
     resolve_connection,
 )
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError
@@ -41,6 +43,18 @@ def ecs_argument_spec() -> dict:
         alicloud_security_token=dict(type="str", aliases=["security_token"], no_log=True),
         alicloud_region=dict(type="str", aliases=["region"]),
         alicloud_profile=dict(type="str", aliases=["profile"]),
+        shared_credentials_file=dict(type="path"),
+        alicloud_assume_role_arn=dict(type="str", aliases=["assume_role_arn"]),
+        alicloud_assume_role_session_name=dict(type="str", aliases=["assume_role_session_name"]),
+        alicloud_assume_role_session_expiration=dict(type="int", aliases=["assume_role_session_expiration"]),
+        alicloud_assume_role=dict(type="dict", aliases=["assume_role"], options=dict(
+            role_arn=dict(type="str"),
+            session_name=dict(type="str"),
+            session_expiration=dict(type="int"),
+            policy=dict(type="str"),
+            external_id=dict(type="str", no_log=True),
+        )),
+        alicloud_sts_endpoint=dict(type="str", aliases=["sts_endpoint"]),
         ecs_endpoint=dict(type="str", aliases=["endpoint"]),
         ecs_endpoint_type=dict(type="str", choices=["public", "vpc"]),
         ecs_signature_version=dict(type="str", default=SETTING_DEFAULTS["ecs_signature_version"],
@@ -67,6 +81,7 @@ class EcsModule:
         self.check_mode = self.module.check_mode
         self._client_factory = client_factory
         self._client: Any = None
+        self._connection: Optional[Connection] = None
 
     @property
     def client(self) -> Any:
@@ -76,10 +91,15 @@ class EcsModule:
 
     def _make_client(self) -> Any:
         connection = resolve_connection({name: self.params.get(name) for name in ecs_argument_spec()}, os.environ)
-        # Secrets found at run time (environment, profile file) are masked like no_log options.
+        # Secrets found at run time (environment, profile file, STS) are masked like no_log
+        # options; so is the temporary AccessKey ID a role gets, which is worth nothing alone
+        # but is no one's business either.
         for secret in (connection.credentials.access_key_secret, connection.credentials.security_token):
             if secret:
                 self.module.no_log_values.add(secret)
+        if connection.credentials.security_token:
+            self.module.no_log_values.add(connection.credentials.access_key_id)
+        self._connection = connection
         return build_client(connection, factory=self._client_factory)
 
     def options(self, job: Callable[..., T]) -> T:
@@ -102,6 +122,10 @@ class EcsModule:
             result = dict(body(self))
         except SshKeysError as error:
             msg, fields = failure_of(error)
+            hint = explain_api_error(error.code, self._connection.source) \
+                if isinstance(error, EcsApiError) and self._connection is not None else None
+            if hint:
+                msg = f"{msg} ({hint})"
             self.module.fail_json(msg=msg, **self._finish(fields))
         self.module.exit_json(**self._finish(result))
 
@@ -119,6 +143,9 @@ class EcsModule:
             self.module.warn(warning)
         if not self.module._diff:
             result.pop("diff", None)
+        if self._connection is not None and self.module._verbosity >= 3:
+            # Which source of the chain signed this task's requests, at -vvv (never a secret).
+            result["credentials_source"] = self._connection.source
         return result
 
 

@@ -243,10 +243,18 @@ def test_the_region_comes_from_the_environment_with_the_sdk_name_first(tmp_path,
 
 
 def test_security_token_travels_in_its_header(tmp_path, monkeypatch):
+    fake = FakeEcs(fleet())
+    run(tmp_path, fake, dict(BASE, alicloud_security_token=TOKEN))
+    assert fake.requests[0]["headers"]["x-acs-security-token"] == TOKEN
+
+
+def test_a_token_is_taken_with_its_access_key(tmp_path, monkeypatch):
+    """The AccessKey of the options goes with the options' token only: a token of the environment
+    belongs to the environment's AccessKey (issue 19: credentials from two places got mixed)."""
     monkeypatch.setenv("ALIBABA_CLOUD_SECURITY_TOKEN", TOKEN)
     fake = FakeEcs(fleet())
     run(tmp_path, fake, BASE)
-    assert fake.requests[0]["headers"]["x-acs-security-token"] == TOKEN
+    assert "x-acs-security-token" not in fake.requests[0]["headers"]
 
 
 def test_regional_endpoint_without_an_override(tmp_path):
@@ -515,7 +523,7 @@ def test_malformed_replies_are_clear_errors(tmp_path, payload, words):
 def test_missing_credentials_name_the_variables(tmp_path):
     with pytest.raises(AnsibleParserError) as caught:
         run(tmp_path, FakeEcs(fleet()), {"alicloud_region": "cn-hangzhou", "alicloud_secret_key": SECRET})
-    assert "ALIBABA_CLOUD_ACCESS_KEY_ID" in str(caught.value)
+    assert "the AccessKey ID is missing" in str(caught.value) and "alicloud_access_key" in str(caught.value)
     assert SECRET not in str(caught.value)
 
 

@@ -153,7 +153,8 @@ def test_cli_profile_modes_without_keys_are_refused(fake_ecs, run_module, monkey
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("ALIBABA_CLOUD_CLI_PROFILE_DISABLED")
     result, _out = run_module(ecs_keypair_info.main, {}, credentials=False)
-    assert result["failed"] and "only AK and StsToken" in result["msg"]
+    assert result["failed"] and "has no access_key_id" in result["msg"] and "profile 'r' (RamRoleArn)" in result["msg"]
+    assert fake_ecs.log == []
 
 
 def test_profile_file_is_ignored_when_disabled(fake_ecs, run_module, monkeypatch, tmp_path):
