@@ -451,6 +451,8 @@ class Handler(BaseHTTPRequestHandler):
                     return 400, {"Code": "InvalidParameter.Faults", "Message": str(exc)[:300]}
                 emu.faults.add(faults, replace=bool(doc.get("replace")))
                 return 200, {"Faults": emu.faults.list()}
+        if path == "/_admin/sts/credentials" and self.command == "GET":
+            return 200, {"Credentials": emu.temporary_keys.secrets()}
         if path == "/_admin/sts/expire" and self.command == "POST":
             # Temporary credentials last 15 minutes at least; tests expire them at once instead.
             return 200, {"Expired": emu.temporary_keys.expire_all()}

@@ -87,6 +87,13 @@ class TemporaryKeys:
     def expired(self, issued: Issued) -> bool:
         return self.clock() >= issued.expires_at
 
+    def secrets(self) -> list[dict]:
+        """Test hook (admin API): every credential issued, so that a test can assert that none
+        of them shows in a client's output."""
+        with self._lock:
+            return [{"AccessKeyId": i.key.id, "AccessKeySecret": i.key.secret, "SecurityToken": i.key.security_token,
+                     "RoleArn": i.role_arn, "Expiration": iso8601(i.expires_at)} for i in self._issued.values()]
+
     def expire_all(self) -> int:
         """Test hook: every credential issued so far expires now."""
         now = self.clock()

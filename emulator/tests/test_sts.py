@@ -114,6 +114,8 @@ def test_expired_temporary_keys_are_refused(sts_emu, sdk):
     ecs = SDKS[sdk](sts_emu.endpoint, (creds.access_key_id, creds.access_key_secret),
                     security_token=creds.security_token)
     assert ecs.call("DescribeKeyPairs", RegionId=REGION)["TotalCount"] >= 0
+    status, listed = sts_emu.admin("GET", "/_admin/sts/credentials")
+    assert status == 200 and creds.security_token in [c["SecurityToken"] for c in listed["Credentials"]]
     status, doc = sts_emu.admin("POST", "/_admin/sts/expire")
     assert status == 200 and doc["Expired"] >= 1
     with pytest.raises(ApiFailure) as info:
