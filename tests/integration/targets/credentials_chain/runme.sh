@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The credentials chain end to end against the emulator's ECS and STS: playbooks that give no
+# AccessKey create, list and delete key pairs with a CLI profile in RamRoleArn mode, a
+# ChainableRamRoleArn profile, and the assume-role variables on top of an AccessKey of the
+# environment; each run at -vvv names its source, and no secret, token or temporary key of the
+# emulator shows in any output. Temporary credentials that expired fail naming their source;
+# an AccessKey ID without its secret fails saying the secret is missing.
+# Run by ansible-test (`ansible-test integration credentials_chain`) against the emulator of
+# tests/integration/integration_config.yml.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+python=${ANSIBLE_TEST_PYTHON_INTERPRETER:-python3}
+eval "$("$python" "$here/../setup_ecs_sdk/files/emulator_env.py" "$here/../../integration_config.yml")"
+work=$(mktemp -d "${TMPDIR:-/tmp}/credentials_chain.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+export ANSIBLE_NOCOLOR=1
+
+step() { echo "=== $*"; }
+fail() { echo "FAILED: $*" >&2; exit 1; }
+
+# The base AccessKey of the emulator's first account, then nothing of it left in the environment.
+base_id=$ALIBABA_CLOUD_ACCESS_KEY_ID
+base_secret=$ALIBABA_CLOUD_ACCESS_KEY_SECRET
+region=$ALIBABA_CLOUD_REGION_ID
+uid=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["accounts"][0]["uid"])' "$ECS_EMULATOR_READY_FILE")
+unset ALIBABA_CLOUD_ACCESS_KEY_ID ALIBABA_CLOUD_ACCESS_KEY_SECRET ALIBABA_CLOUD_SECURITY_TOKEN ALIBABA_CLOUD_REGION_ID
+unset ALIBABA_CLOUD_CLI_PROFILE_DISABLED
+# STS answers on the emulator's port (this collection's own override of the STS endpoint).
+export ALIBABA_CLOUD_STS_ENDPOINT=$ALIBABA_CLOUD_ECS_ENDPOINT
+export HOME=$work/home
+mkdir -p "$HOME/.aliyun"
+profiles=$HOME/.aliyun/config.json
+
+# no_secret_in LOG: none of the emulator's secrets and issued credentials appears in LOG.
+no_secret_in() {
+  local values
+  values=$("$python" "$here/files/sts_secrets.py") || fail "the emulator issued no STS credentials"
+  while IFS= read -r value; do
+    [ -n "$value" ] || continue
+    if grep -qF -- "$value" "$1"; then fail "$1 shows a secret, token or temporary key of the emulator"; fi
+  done <<<"$values"
+}
+
+# run_keypairs NAME EXPECTED_SOURCE: the playbook at -vvv, its source named in its results.
+run_keypairs() {
+  local log=$work/$1.log
+  ansible-playbook -vvv "$here/files/keypairs.yml" -e "keypair_name=$1 key_dir=$work" -e "expected_source='$2'" >"$log" 2>&1 \
+    || { tail -40 "$log"; fail "the playbook of $1 failed"; }
+  grep -qF "\"credentials_source\": \"$2\"" "$log" || fail "$1: -vvv does not name the source $2"
+  no_secret_in "$log"
+}
+
+step "a CLI profile in RamRoleArn mode, and nothing else"
+cat >"$profiles" <<JSON
+{"current": "ci", "profiles": [
+  {"name": "ci", "mode": "RamRoleArn", "access_key_id": "$base_id", "access_key_secret": "$base_secret",
+   "ram_role_arn": "acs:ram::$uid:role/ci-deployer", "ram_session_name": "pipeline", "region_id": "$region"},
+  {"name": "chained", "mode": "ChainableRamRoleArn", "source_profile": "ci",
+   "ram_role_arn": "acs:ram::$uid:role/second-hop", "region_id": "$region"},
+  {"name": "sso", "mode": "CloudSSO", "region_id": "$region"}]}
+JSON
+run_keypairs cc-ramrolearn "role acs:ram::$uid:role/ci-deployer assumed with profile 'ci' (RamRoleArn) of $profiles"
+
+step "a ChainableRamRoleArn profile: the role of its source profile assumes another"
+ALIBABA_CLOUD_PROFILE=chained run_keypairs cc-chainable \
+  "role acs:ram::$uid:role/second-hop assumed with role acs:ram::$uid:role/ci-deployer assumed with profile 'ci' (RamRoleArn) of $profiles"
+
+step "a profile mode the collection does not serve is named"
+if ALIBABA_CLOUD_PROFILE=sso ansible localhost -m sshkeys.ecs.ecs_keypair_info >"$work/sso.log" 2>&1; then
+  fail "a CloudSSO profile was accepted"
+fi
+grep -q "mode 'CloudSSO' is not supported" "$work/sso.log" || { cat "$work/sso.log"; fail "the CloudSSO mode is not named"; }
+
+step "the assume-role variables on top of an AccessKey of the environment"
+rm "$profiles"
+ALIBABA_CLOUD_ACCESS_KEY_ID=$base_id ALIBABA_CLOUD_ACCESS_KEY_SECRET=$base_secret ALIBABA_CLOUD_REGION_ID=$region \
+  ALICLOUD_ASSUME_ROLE_ARN="acs:ram::$uid:role/from-env" run_keypairs cc-assume-env \
+  "role acs:ram::$uid:role/from-env assumed with the environment (ALIBABA_CLOUD_ACCESS_KEY_ID)"
+
+step "temporary credentials (official STS client) that expired fail naming their source"
+eval "$(ALIBABA_CLOUD_ACCESS_KEY_ID=$base_id ALIBABA_CLOUD_ACCESS_KEY_SECRET=$base_secret ALIBABA_CLOUD_REGION_ID=$region \
+  "$python" "$here/files/assume_role.py" "acs:ram::$uid:role/short-lived")"
+export ALIBABA_CLOUD_REGION_ID=$region
+ansible localhost -m sshkeys.ecs.ecs_keypair_info >"$work/fresh.log" 2>&1 || { cat "$work/fresh.log"; fail "fresh temporary keys refused"; }
+"$python" - <<'PY'
+import os, urllib.request
+request = urllib.request.Request(os.environ["ALIBABA_CLOUD_ECS_ENDPOINT"] + "/_admin/sts/expire", method="POST",
+                                 headers={"X-Admin-Token": os.environ["ECS_EMULATOR_ADMIN_TOKEN"]})
+urllib.request.urlopen(request, timeout=30).read()
+PY
+if ansible localhost -vvv -m sshkeys.ecs.ecs_keypair_info >"$work/expired.log" 2>&1; then fail "expired keys accepted"; fi
+grep -q "the temporary credentials from the environment (ALIBABA_CLOUD_ACCESS_KEY_ID) have expired" "$work/expired.log" \
+  || { tail -20 "$work/expired.log"; fail "the expiry does not name its source"; }
+no_secret_in "$work/expired.log"
+unset ALIBABA_CLOUD_ACCESS_KEY_ID ALIBABA_CLOUD_ACCESS_KEY_SECRET ALIBABA_CLOUD_SECURITY_TOKEN
+
+step "an AccessKey ID in the options, its secret in the environment: the secret is missing"
+if ALIBABA_CLOUD_ACCESS_KEY_SECRET=$base_secret ansible localhost -m sshkeys.ecs.ecs_keypair_info \
+    -a "alicloud_access_key=$base_id" >"$work/mixed.log" 2>&1; then
+  fail "an ID from the options was signed with the secret of the environment"
+fi
+grep -q "the secret is missing: alicloud_access_key is set in the options" "$work/mixed.log" \
+  || { cat "$work/mixed.log"; fail "the missing secret is not said"; }
+if ALIBABA_CLOUD_ACCESS_KEY_ID=$base_id ansible localhost -m sshkeys.ecs.ecs_keypair_info >"$work/alone.log" 2>&1; then
+  fail "an ID alone was accepted"
+fi
+grep -q "the secret is missing: ALIBABA_CLOUD_ACCESS_KEY_ID is set in the environment" "$work/alone.log" \
+  || { cat "$work/alone.log"; fail "the missing secret is not said for the environment"; }
+no_secret_in "$work/mixed.log"
+echo "credentials_chain: all steps passed"
