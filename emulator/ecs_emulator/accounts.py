@@ -11,7 +11,9 @@ File format:
          "resource_groups": ["rg-optional-extra-ids"],
          "uid": "optional: the account id in role ARNs (default: 16 digits derived from the name)",
          "roles": [{"name": "deploy", "trusted_accounts": ["second"], "max_session_duration": 3600,
-                    "external_id": "optional"}]},
+                    "external_id": "optional"}],
+         "oidc_providers": [{"name": "ack", "issuer": "https://oidc.example", "client_ids": ["sts.aliyuncs.com"],
+                             "public_key": "-----BEGIN PUBLIC KEY-----..."}]},
         ...]}
 
 Roles: STS AssumeRole accepts any role name of the caller's own account; a role of another
@@ -20,10 +22,17 @@ account only when listed here with the caller's account (name or uid) in trusted
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import secrets
 from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from .errors import ApiError
 
 from .state import State
 
@@ -36,6 +45,61 @@ class AccessKey:
     account: str
 
 
+def _b64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class OidcProvider:
+    """An OIDC identity provider registered in an account: its issuer URL, the client ids
+    (audiences) it accepts, and the RSA public key its tokens are signed with (RS256)."""
+
+    name: str
+    issuer: str
+    client_ids: tuple[str, ...]
+    public_key: rsa.RSAPublicKey
+
+    def audiences_of(self, claims: dict) -> list[str]:
+        aud = claims.get("aud")
+        auds = [aud] if isinstance(aud, str) else [a for a in aud if isinstance(a, str)] if isinstance(aud, list) else []
+        return [a for a in auds if a in self.client_ids]
+
+    def verify(self, token: str, now: float) -> dict:
+        """The token's claims, or the error STS answers (STS error code table, AssumeRoleWithOIDC)."""
+        def invalid(message: str) -> ApiError:
+            return ApiError("AuthenticationFail.OIDCToken.Invalid", message, 401)
+
+        if not token:
+            raise invalid("The OIDCToken can not empty.")
+        if len(token) > 20000:
+            raise invalid("The Jwt content is invalid that cannot be recognized.")
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise invalid("The number of Jwt field should be divided into 3 parts with '.' .")
+        try:
+            header, claims, signature = json.loads(_b64url(parts[0])), json.loads(_b64url(parts[1])), _b64url(parts[2])
+        except (ValueError, UnicodeDecodeError):
+            raise invalid("Cannot decode base64 encoded response(format invalided).") from None
+        if not isinstance(header, dict) or not isinstance(claims, dict):
+            raise invalid("The Jwt content is invalid that cannot be recognized.")
+        if header.get("alg") != "RS256":
+            raise invalid(f"The algorithm {str(header.get('alg'))[:16]} that be specified in Jwt header is unknown.")
+        try:
+            self.public_key.verify(signature, f"{parts[0]}.{parts[1]}".encode("ascii"), padding.PKCS1v15(),
+                                   hashes.SHA256())
+        except (InvalidSignature, UnicodeEncodeError):
+            raise ApiError("AuthenticationFail.OIDCToken.InvalidSignature",
+                           "OIDC token validate failed: invalid signature.", 401) from None
+        if claims.get("iss") != self.issuer:
+            # The published table has no code of its own for this case: the emulator's choice.
+            raise invalid("The issuer of the OIDCToken does not match the OIDC provider.")
+        if not self.audiences_of(claims):
+            raise ApiError("AuthenticationFail.OIDCToken.AudienceNotMatch", "Invalid audience.", 401)
+        if not isinstance(claims.get("exp"), (int, float)) or claims["exp"] <= now:
+            raise ApiError("AuthenticationFail.OIDCToken.Expired", "This JsonWebToken is expired.", 401)
+        return claims
+
+
 @dataclass
 class Account:
     name: str
@@ -43,6 +107,7 @@ class Account:
     resource_groups: list[str] = field(default_factory=list)
     uid: str = ""
     roles: dict[str, dict] = field(default_factory=dict)
+    oidc_providers: dict[str, OidcProvider] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.uid:
@@ -91,7 +156,8 @@ def _parse(doc: object) -> list[Account]:
         groups = entry.get("resource_groups") or []
         if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
             raise AccountsError(f"account {name!r}: resource_groups must be a list of strings")
-        accounts.append(Account(name, keys, list(groups), _uid(name, entry.get("uid")), _roles(name, entry)))
+        accounts.append(Account(name, keys, list(groups), _uid(name, entry.get("uid")), _roles(name, entry),
+                                _oidc_providers(name, entry)))
     return accounts
 
 
@@ -116,6 +182,26 @@ def _roles(name: str, entry: dict) -> dict[str, dict]:
             raise AccountsError(f"account {name!r}: role {role['name']!r}: max_session_duration must be 3600 to 43200")
         roles[role["name"].lower()] = role
     return roles
+
+
+def _oidc_providers(name: str, entry: dict) -> dict[str, OidcProvider]:
+    providers = {}
+    for item in entry.get("oidc_providers") or []:
+        where = f"account {name!r}: OIDC provider {item.get('name') if isinstance(item, dict) else item!r}"
+        if not isinstance(item, dict) or not all(isinstance(item.get(k), str) and item[k]
+                                                 for k in ("name", "issuer", "public_key")):
+            raise AccountsError(f"{where}: needs string 'name', 'issuer' and 'public_key' (PEM)")
+        ids = item.get("client_ids") or ["sts.aliyuncs.com"]
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise AccountsError(f"{where}: client_ids must be a list of strings")
+        try:
+            key = serialization.load_pem_public_key(item["public_key"].encode("ascii"))
+        except (ValueError, UnicodeEncodeError):
+            raise AccountsError(f"{where}: public_key is not a PEM public key") from None
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise AccountsError(f"{where}: public_key must be an RSA key (RS256)")
+        providers[item["name"]] = OidcProvider(item["name"], item["issuer"], tuple(ids), key)
+    return providers
 
 
 def load_file(path: str) -> list[Account]:

@@ -126,11 +126,15 @@ def repeat_list(ctx: Context, prefix: str, limit: int) -> list[str]:
     return [found[i] for i in sorted(found)]
 
 
-NAME_RE = re.compile(r"[^\W\d_][\w.:\-]{1,127}")
+def _name_character(char: str) -> bool:
+    # Letters of any script (Chinese included), decimal digits and . : _ - (the ImportKeyPair
+    # request model of alibabacloud_ecs20140526 7.11.8 spells the rule out).
+    return char.isalpha() or char.isdecimal() or char in ".:_-"
 
 
 def check_keypair_name(name: str) -> str:
-    if not NAME_RE.fullmatch(name) or name.lower().startswith(("http:", "https:")):
+    well_formed = 2 <= len(name) <= 128 and name[0].isalpha() and all(_name_character(c) for c in name)
+    if not well_formed or name.lower().startswith(("http://", "https://")):
         raise ApiError("InvalidKeyPairName.Malformed",
                        "The key pair name must be 2 to 128 characters long, start with a letter and contain only "
                        "letters, digits, periods (.), colons (:), underscores (_) and hyphens (-).", 400)

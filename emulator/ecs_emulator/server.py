@@ -367,9 +367,11 @@ class Handler(BaseHTTPRequestHandler):
         handler = sts.ACTIONS.get(action)
         if handler is None:
             raise ApiError("InvalidAction.NotFound", "Specified api is not found, please check your url and method.", 404)
-        key = self._authenticate(headers.get("authorization", "").startswith("ACS3-"), params, query, headers, body)
-        info["account"] = key.account
-        issued = emu.temporary_keys.get(key.id)
+        key, issued = None, None
+        if action not in sts.UNSIGNED:
+            key = self._authenticate(headers.get("authorization", "").startswith("ACS3-"), params, query, headers, body)
+            info["account"] = key.account
+            issued = emu.temporary_keys.get(key.id)
         ctx = sts.StsContext(emu.accounts, key, issued, emu.temporary_keys, params)
         payload = handler(ctx)
         payload["RequestId"] = request_id

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-from .accounts import AccessKey, Account
+from .accounts import AccessKey, Account, OidcProvider
 from .errors import ApiError, missing
 
 VERSION = "2015-04-01"
@@ -106,7 +106,7 @@ class TemporaryKeys:
 @dataclass
 class StsContext:
     accounts: dict[str, Account]
-    caller: AccessKey
+    caller: AccessKey | None  # None for the actions that are not signed (AssumeRoleWithOIDC)
     caller_role: Issued | None  # the assumed role when the caller signs with temporary credentials
     keys: TemporaryKeys
     params: dict[str, str]
@@ -198,7 +198,59 @@ def get_caller_identity(ctx: StsContext) -> dict:
             "Arn": f"acs:ram::{account.uid}:user/{ctx.caller.id.lower()}"}
 
 
+PROVIDER_ARN = re.compile(r"acs:ram::(?P<uid>[0-9]{1,32}):oidc-provider/(?P<name>[A-Za-z0-9._-]{1,128})")
+MAX_OIDC_TOKEN = 20000
+
+
+def oidc_error(code: str, message: str) -> ApiError:
+    return ApiError(code, message, 401)
+
+
+def _oidc_provider(ctx: StsContext) -> tuple[Account, OidcProvider]:
+    arn = ctx.params.get("OIDCProviderArn")
+    if not arn:
+        raise missing("OIDCProviderArn")
+    match = PROVIDER_ARN.fullmatch(arn)
+    owner = next((a for a in ctx.accounts.values() if match and a.uid == match.group("uid")), None)
+    provider = owner.oidc_providers.get(match.group("name")) if owner is not None and match else None
+    if provider is None:
+        raise oidc_error("AuthenticationFail.NoPermission", "No such OIDC Provider registered.")
+    return owner, provider
+
+
+def assume_role_with_oidc(ctx: StsContext) -> dict:
+    """Not signed: the OIDC token is the proof. Checked as STS checks it: form, algorithm,
+    signature with the provider's key, issuer, audience (one of the provider's client ids), expiry."""
+    owner, provider = _oidc_provider(ctx)
+    arn_text = ctx.params.get("RoleArn")
+    if not arn_text:
+        raise missing("RoleArn")
+    match = ROLE_ARN.fullmatch(arn_text)
+    if not match:
+        raise ApiError("InvalidParameter.RoleArn", "The parameter RoleArn is wrongly formed.", 400)
+    if match.group("uid") != owner.uid:
+        raise ApiError("EntityNotExist.Role", f"The specified Role not exists: {arn_text}", 404)
+    session = ctx.params.get("RoleSessionName")
+    if not session:
+        raise missing("RoleSessionName")
+    if not SESSION_NAME.fullmatch(session):
+        raise ApiError("InvalidParameter.RoleSessionName", "The parameter RoleSessionName is wrongly formed.", 400)
+    claims = provider.verify(ctx.params.get("OIDCToken") or "", ctx.keys.clock())
+    arn = f"acs:ram::{owner.uid}:role/{match.group('name').lower()}"
+    entry = owner.role(match.group("name")) or {}
+    duration = _duration(ctx.params, int(entry.get("max_session_duration", DEFAULT_DURATION)))
+    _check_policy(ctx.params)
+    issued = ctx.keys.issue(owner.name, arn, session, duration)
+    reply = credentials_reply(issued, role_id(arn))
+    reply["OIDCTokenInfo"] = {"Issuer": claims.get("iss"), "Subject": claims.get("sub"),
+                              "ClientIds": ",".join(provider.audiences_of(claims))}
+    return reply
+
+
 ACTIONS: dict[str, Callable[[StsContext], dict]] = {
     "AssumeRole": assume_role,
+    "AssumeRoleWithOIDC": assume_role_with_oidc,
     "GetCallerIdentity": get_caller_identity,
 }
+# Actions STS serves without a signature (the SDK calls them with auth_type Anonymous).
+UNSIGNED = frozenset(("AssumeRoleWithOIDC",))

@@ -121,3 +121,101 @@ def test_expired_temporary_keys_are_refused(sts_emu, sdk):
     with pytest.raises(ApiFailure) as info:
         ecs.call("DescribeKeyPairs", RegionId=REGION)
     assert info.value.code == "InvalidSecurityToken.Expired"
+
+
+# --- AssumeRoleWithOIDC ----------------------------------------------------------------------
+
+ISSUER = "https://oidc.emulator.test/cluster-1"
+PROVIDER_ARN = f"acs:ram::{MAIN_UID}:oidc-provider/ack-cluster"
+
+
+def make_jwt(key, claims: dict, alg: str = "RS256") -> str:
+    import base64
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+    head = b64(json.dumps({"alg": alg, "typ": "JWT", "kid": "k1"}).encode()) + "." + b64(json.dumps(claims).encode())
+    return head + "." + b64(key.sign(head.encode(), padding.PKCS1v15(), hashes.SHA256()))
+
+
+@pytest.fixture(scope="module")
+def oidc(tmp_path_factory):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    path = tmp_path_factory.mktemp("sts-oidc") / "accounts.json"
+    path.write_text(json.dumps({"accounts": [
+        {"name": "main", "uid": MAIN_UID, "access_keys": [{"id": "LTAI5tOidcMainKey00001", "secret": "main-secret"}],
+         "oidc_providers": [{"name": "ack-cluster", "issuer": ISSUER, "client_ids": ["sts.aliyuncs.com"],
+                             "public_key": pem}]}]}))
+    proc = EmulatorProcess("--accounts", str(path)).start()
+    yield proc, key, other
+    proc.stop()
+
+
+def assume_oidc(emu, token, role="acs:ram::%s:role/pods" % MAIN_UID, provider=PROVIDER_ARN):
+    from alibabacloud_sts20150401 import models
+    from alibabacloud_sts20150401.client import Client
+    from alibabacloud_tea_openapi import models as open_api_models
+    from alibabacloud_tea_openapi.exceptions import ClientException, ServerException
+    # No AccessKey: AssumeRoleWithOIDC is an anonymous call.
+    client = Client(open_api_models.Config(endpoint=emu.endpoint, protocol="http", region_id=REGION))
+    request = models.AssumeRoleWithOIDCRequest(oidcprovider_arn=provider, role_arn=role, oidctoken=token,
+                                               role_session_name="pod-1")
+    try:
+        return client.assume_role_with_oidc(request).body
+    except (ClientException, ServerException) as exc:
+        raise ApiFailure(exc.code, exc.status_code, getattr(exc, "request_id", None)) from None
+
+
+def claims(**changes):
+    import time
+    base = {"iss": ISSUER, "aud": "sts.aliyuncs.com", "sub": "system:serviceaccount:ci:runner",
+            "iat": int(time.time()), "exp": int(time.time()) + 600}
+    base.update(changes)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def test_oidc_token_gets_keys_that_work_on_ecs(oidc):
+    emu, key, _other = oidc
+    body = assume_oidc(emu, make_jwt(key, claims()))
+    assert body.assumed_role_user.arn == f"acs:ram::{MAIN_UID}:role/pods/pod-1"
+    assert body.oidctoken_info.subject == "system:serviceaccount:ci:runner"
+    creds = body.credentials
+    ecs = SDKS["sdk3"](emu.endpoint, (creds.access_key_id, creds.access_key_secret), security_token=creds.security_token)
+    assert ecs.call("DescribeKeyPairs", RegionId=REGION)["TotalCount"] == 0
+
+
+@pytest.mark.parametrize("case, code", [
+    ("expired", "AuthenticationFail.OIDCToken.Expired"),
+    ("audience", "AuthenticationFail.OIDCToken.AudienceNotMatch"),
+    ("issuer", "AuthenticationFail.OIDCToken.Invalid"),
+    ("other key", "AuthenticationFail.OIDCToken.InvalidSignature"),
+    ("two parts", "AuthenticationFail.OIDCToken.Invalid"),
+    ("unknown provider", "AuthenticationFail.NoPermission"),
+])
+def test_oidc_tokens_are_checked_as_sts_checks_them(oidc, case, code):
+    emu, key, other = oidc
+    token, provider = make_jwt(key, claims()), PROVIDER_ARN
+    if case == "expired":
+        token = make_jwt(key, claims(exp=1_600_000_000))
+    elif case == "audience":
+        token = make_jwt(key, claims(aud="someone-else"))
+    elif case == "issuer":
+        token = make_jwt(key, claims(iss="https://elsewhere"))
+    elif case == "other key":
+        token = make_jwt(other, claims())
+    elif case == "two parts":
+        token = token.rsplit(".", 1)[0]
+    else:
+        provider = f"acs:ram::{MAIN_UID}:oidc-provider/nobody"
+    with pytest.raises(ApiFailure) as info:
+        assume_oidc(emu, token, provider=provider)
+    assert (info.value.code, info.value.status) == (code, 401)

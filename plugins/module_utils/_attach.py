@@ -51,6 +51,7 @@ class AttachJob:
     force_stop: bool = False
     wait_timeout: int = 600
     skip_windows: bool = False
+    key_pair_planned: bool = False
 
 
 class AttachError(SshKeysError):
@@ -263,9 +264,12 @@ def plan_job(client: Any, job: AttachJob, check_mode: bool, warnings: List[str])
     """The per-instance entries of the job, decided from reads only (AttachError when impossible)."""
     name, state = job.key_pair_name, job.state
     ids = check_input(name, job.instance_ids, job.wait_timeout)
+    planned_only = False
     if state == "present" and get_key_pair(client, name, include_public_key=False) is None:
-        raise AttachError(f"key pair {name} does not exist in region {client.region}; create or import it "
-                          "first (sshkeys.ecs.ecs_keypair)")
+        # In check mode an earlier task may only have planned the key pair; its result says so.
+        planned_only = check_mode and job.key_pair_planned
+        if not planned_only:
+            raise AttachError(missing_key_pair(name, client.region, check_mode))
     found = read_instances(client, ids)
     entries, planned = make_plan(ids, found, name, state, job.skip_windows)
     warnings.extend(planned)
@@ -276,8 +280,17 @@ def plan_job(client: Any, job: AttachJob, check_mode: bool, warnings: List[str])
         one["needs_restart"] = not (job.reboot and one["status"] == "Running")
         if check_mode:
             one["message"] = f"would be {one['action']} (check mode)" + (
+                f"; key pair {name} would be created by an earlier task" if planned_only else "") + (
                 "; takes effect at the next start" if one["status"] == "Stopped" else "")
     return entries
+
+
+def missing_key_pair(name: str, region: str, check_mode: bool) -> str:
+    message = f"key pair {name} does not exist in region {region}; create or import it first (sshkeys.ecs.ecs_keypair)"
+    if check_mode:
+        message += ("; if an earlier task of this check run would create it, give this task key_pair_planned: "
+                    "the would_create of that task's registered result")
+    return message
 
 
 def run(client: Any, job: AttachJob, check_mode: bool, *,

@@ -23,10 +23,11 @@ from typing import Any, Dict, Mapping, Optional
 from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import looks_like_private_key, quote_input
 
-# 2 to 128 characters, a letter first; letters, digits, '.', ':', '_', '-'. ASCII letters only
-# for now (the service also takes other Unicode letters).
-NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9.:_-]{1,127}")
-NAME_FILTER_PATTERN = re.compile(r"[A-Za-z0-9.:_*-]{1,128}")
+# Key pair names (the ImportKeyPair request model of alibabacloud_ecs20140526 7.11.8): 2 to 128
+# characters, a letter first (Unicode letters count: Chinese names are taken); then letters,
+# digits, '.', ':', '_', '-'; never starting with http:// or https://.
+NAME_PUNCTUATION = ".:_-"
+NAME_LENGTH = (2, 128)
 # The API's fingerprint: MD5 hex digits, with or without colons between the bytes.
 FINGERPRINT_PATTERN = re.compile(r"[0-9A-Fa-f]{2}(?::?[0-9A-Fa-f]{2}){1,63}")
 MAX_TAGS = 20
@@ -81,12 +82,17 @@ def validate_name(name: Any, option: str = "name") -> None:
         raise KeypairError(f"{option} {quote_input(name)} {problem}")
     if name.lower().startswith(("http://", "https://")):
         raise KeypairError(f"{option} must not start with http:// or https://")
-    if not 2 <= len(name) <= 128:
+    if not NAME_LENGTH[0] <= len(name) <= NAME_LENGTH[1]:
         raise KeypairError(f"{option} must be 2 to 128 characters long, not {len(name)}")
-    if not name[0].isascii() or not name[0].isalpha():
+    if not name[0].isalpha():
         raise KeypairError(f"{option} {quote_input(name)} must start with a letter")
-    if not NAME_PATTERN.fullmatch(name):
+    if not all(name_character(char) for char in name):
         raise KeypairError(f"{option} {quote_input(name)} may hold only letters, digits, '.', ':', '_' and '-'")
+
+
+def name_character(char: str, extra: str = "") -> bool:
+    """A letter of any script, a decimal digit, or one of the name's punctuation (plus extra)."""
+    return char.isalpha() or char.isdecimal() or char in NAME_PUNCTUATION + extra
 
 
 def validate_pattern(pattern: Any) -> None:
@@ -97,7 +103,7 @@ def validate_pattern(pattern: Any) -> None:
     problem = whitespace_problem(pattern)
     if problem:
         raise KeypairError(f"name pattern {quote_input(pattern)} {problem}")
-    if not NAME_FILTER_PATTERN.fullmatch(pattern):
+    if not NAME_LENGTH[0] - 1 <= len(pattern) <= NAME_LENGTH[1] or not all(name_character(c, "*") for c in pattern):
         raise KeypairError(f"name pattern {quote_input(pattern)} may hold only letters, digits, '.', ':', '_', '-' "
                            "and '*'")
 

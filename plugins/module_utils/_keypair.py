@@ -401,7 +401,9 @@ def _present_result(client: Any, options: KeypairOptions, check_mode: bool, mode
     if check_mode and not decision.make_new and after is not None:
         key_pair["tags"] = after["tags"]
     result: Dict[str, Any] = {"changed": decision.changed, "action": decision.action, "key_pair": key_pair,
-                              "diff": {"before": before, "after": after if after is not None else before}}
+                              "diff": {"before": before, "after": after if after is not None else before},
+                              # A later ecs_keypair_attach in the same check run plans against it (key_pair_planned).
+                              "would_create": check_mode and decision.make_new and item is None}
     if made.private_key is not None:
         result["private_key"] = made.private_key
     warnings = decision.warnings + made.warnings

@@ -36,7 +36,8 @@ options:
   name:
     description:
       - The key pair name. 2 to 128 characters, starting with a letter; letters, digits, V(.), V(:),
-        V(_) and V(-); not starting with C(http://) or C(https://). The whole value is checked; a name that ends
+        V(_) and V(-); not starting with C(http://) or C(https://). Letters of any script count, as
+        ECS takes them (Chinese names included). The whole value is checked; a name that ends
         with a newline (a YAML block scalar C(|) adds one) or a space is refused.
       - One of O(name) and O(names) is required.
     type: str
@@ -234,6 +235,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+would_create:
+  description:
+    - V(true) in check mode when the task would create or import a key pair under a name no key pair holds yet;
+      V(false) otherwise. A later P(sshkeys.ecs.ecs_keypair_attach#module) task of the same check run takes it
+      as O(sshkeys.ecs.ecs_keypair_attach#module:key_pair_planned), to plan the attach instead of failing.
+  returned: O(state=present)
+  type: bool
+  sample: true
 action:
   description:
     - What the task did - V(created), V(imported), V(replaced), V(updated) (tags), V(kept) (a mismatch

@@ -23,7 +23,8 @@ description:
     O(reboot), nothing is restarted and RV(needs_restart) lists the instances whose change waits for one.
   - Every bad input is refused before anything changes, naming the offending ids - an empty or
     duplicated list, malformed ids, instances that do not exist, Windows instances (unless
-    O(skip_windows=true)), instances in a transition, and (for O(state=present)) a key pair that does not exist.
+    O(skip_windows=true)), instances in a transition, and (for O(state=present)) a key pair that does not exist
+    (in check mode, unless O(key_pair_planned) says an earlier task would create it).
   - The per-instance results of the API are never ignored. If any instance fails, the task fails and
     its result lists what succeeded and what did not. Running the task again after a failure only
     changes (and reboots) the instances that still need it.
@@ -83,6 +84,15 @@ options:
         V(true) skips it with a warning (action V(skipped)).
     type: bool
     default: false
+  key_pair_planned:
+    description:
+      - For plans with C(--check) in which an earlier task creates the key pair. Give it the
+        RV(sshkeys.ecs.ecs_keypair#module:would_create) of that P(sshkeys.ecs.ecs_keypair#module) task.
+      - In check mode, V(true) plans the attach against a key pair that does not exist yet, as the earlier
+        task would create it, instead of refusing it; every other check still runs. Outside check mode it
+        changes nothing (the earlier task created the key pair, and it must exist).
+    type: bool
+    default: false
 notes:
   - Rebooting interrupts whatever runs on the instances. Use O(reboot=true) with C(serial) or small lists
     when that matters.
@@ -120,6 +130,20 @@ EXAMPLES = r"""
 - name: Which instances still wait for a restart
   ansible.builtin.debug:
     var: detached.needs_restart
+
+# Create, then attach: with --check the first task only plans the key pair, and the second plans
+# against it instead of failing on a key pair that does not exist yet.
+- name: Key pair
+  sshkeys.ecs.ecs_keypair:
+    name: deploy
+    private_key_path: ~/.ssh/deploy.pem
+  register: deploy_pair
+
+- name: Attached to the fleet
+  sshkeys.ecs.ecs_keypair_attach:
+    key_pair_name: deploy
+    instance_ids: "{{ fleet_ids }}"
+    key_pair_planned: "{{ deploy_pair.would_create }}"
 """
 
 RETURN = r"""
@@ -250,6 +274,7 @@ def main() -> None:
             force_stop=dict(type="bool", default=False),
             wait_timeout=dict(type="int", default=600),
             skip_windows=dict(type="bool", default=False),
+            key_pair_planned=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )

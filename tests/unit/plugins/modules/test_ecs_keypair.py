@@ -83,6 +83,12 @@ def test_check_mode_create_makes_no_call_and_no_file(fake_ecs, run_module, tmp_p
     assert result["diff"] == {"before": {"state": "absent"},
                               "after": {"state": "present", "public_key": None, "fingerprint_sha256": None,
                                         "tags": {}, "resource_group_id": None}}
+    # A later attach in the same check run plans against it through this flag.
+    assert result["would_create"] is True
+    created, _out = run_module(ecs_keypair.main, {"name": "deploy", "private_key_path": str(path)})
+    assert created["changed"] is True and created["would_create"] is False
+    again, _out = run_module(ecs_keypair.main, {"name": "deploy", "private_key_path": str(path)}, check=True)
+    assert again["changed"] is False and again["would_create"] is False
 
 
 def test_return_private_key_only_when_asked(fake_ecs, run_module):

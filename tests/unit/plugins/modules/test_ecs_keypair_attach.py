@@ -181,6 +181,34 @@ def test_check_mode_changes_nothing_and_reports_the_reboots(fleet, run_module):
     assert result["diff"]["after"]["instances"] == {running: "deploy", stopped: "deploy", holding: "deploy"}
 
 
+def test_check_mode_plans_against_a_key_pair_an_earlier_task_would_create(fleet, run_module):
+    running, stopped = add(1), add(2, status="Stopped")
+    args = {"key_pair_name": "new-pair", "instance_ids": [running, stopped], "key_pair_planned": True}
+    result, _out = run_module(ecs_keypair_attach.main, args, check=True, diff=True)
+    assert "failed" not in result and result["changed"] is True
+    assert result["changed_instances"] == [running, stopped]
+    assert "key pair new-pair would be created by an earlier task" in by_id(result)[running]["message"]
+    assert result["diff"]["after"]["instances"] == {running: "new-pair", stopped: "new-pair"}
+    assert actions(fleet.log, CHANGES) == []
+    # The other checks still run: a Windows instance is refused, planned key pair or not.
+    windows = add(3, os_type="windows")
+    refused, _out = run_module(ecs_keypair_attach.main, dict(args, instance_ids=[windows]), check=True)
+    assert refused["failed"] is True and "Windows" in refused["msg"]
+
+
+def test_without_the_flag_or_outside_check_mode_the_key_pair_must_exist(fleet, run_module):
+    one = add(1)
+    in_check, _out = run_module(ecs_keypair_attach.main, {"key_pair_name": "new-pair", "instance_ids": [one]},
+                                check=True)
+    assert in_check["failed"] is True and "key pair new-pair does not exist" in in_check["msg"]
+    assert "key_pair_planned" in in_check["msg"] and "would_create" in in_check["msg"]
+    real, _out = run_module(ecs_keypair_attach.main, {"key_pair_name": "new-pair", "instance_ids": [one],
+                                                      "key_pair_planned": True})
+    assert real["failed"] is True and "key pair new-pair does not exist" in real["msg"]
+    assert "key_pair_planned" not in real["msg"]
+    assert actions(fleet.log, CHANGES) == []
+
+
 def test_reboot_only_running_changed_instances_and_wait(fleet, run_module):
     running, stopped, holding = add(1), add(2, status="Stopped"), add(3, key="deploy")
     args = {"key_pair_name": "deploy", "reboot": True, "force_stop": True,

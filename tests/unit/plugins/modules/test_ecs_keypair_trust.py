@@ -384,7 +384,7 @@ BAD_VALUES = {
     "NUL inside": ("we\x00b", "may hold only" + NUL_REFUSED),
     "carriage return inside": ("we\rb", "may hold only"),
     "huge": ("w" * 100_000, "2 to 128 characters"),
-    "non-ASCII letter": ("wéb", "may hold only"),
+    "non-decimal number": ("w½b", "may hold only"),
 }
 
 NAME_OPTIONS = {
