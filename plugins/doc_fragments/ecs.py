@@ -16,6 +16,9 @@ options:
       - If not set, the first of the environment variables E(ALIBABA_CLOUD_ACCESS_KEY_ID),
         E(ALICLOUD_ACCESS_KEY) and E(ALICLOUD_ACCESS_KEY_ID) that is set is used, then the
         current (or O(alicloud_profile)) profile of the Alibaba Cloud CLI file C(~/.aliyun/config.json).
+      - Without an AccessKey in the options or the environment, E(ALIBABA_CLOUD_ROLE_ARN),
+        E(ALIBABA_CLOUD_OIDC_PROVIDER_ARN) and E(ALIBABA_CLOUD_OIDC_TOKEN_FILE) (RRSA on ACK; session
+        name E(ALIBABA_CLOUD_ROLE_SESSION_NAME)) assume that role with the OIDC token, before the profile file.
       - An AccessKey ID and its secret are always taken from the same place; an ID without its
         secret fails saying the secret is missing and where the ID came from. The source used is
         shown as C(credentials_source) in the result at C(-vvv).
@@ -51,8 +54,9 @@ options:
         AccessKey; otherwise the file's current profile, or the one E(ALIBABA_CLOUD_PROFILE),
         E(ALIBABACLOUD_PROFILE) or E(ALICLOUD_PROFILE) names, is used when neither the options nor the
         environment hold an AccessKey.
-      - Modes C(AK), C(StsToken), C(RamRoleArn) (the profile's AccessKey assumes C(ram_role_arn)) and
-        C(ChainableRamRoleArn) (the credentials of C(source_profile) assume C(ram_role_arn)) are served;
+      - Modes C(AK), C(StsToken), C(RamRoleArn) (the profile's AccessKey assumes C(ram_role_arn)),
+        C(ChainableRamRoleArn) (the credentials of C(source_profile) assume C(ram_role_arn)) and C(OIDC)
+        (the token of C(oidc_token_file) assumes C(ram_role_arn) through C(oidc_provider_arn)) are served;
         any other mode fails naming it.
       - The file is not read unless named by this option when E(ALIBABA_CLOUD_CLI_PROFILE_DISABLED) is V(true).
     type: str

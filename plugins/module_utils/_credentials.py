@@ -11,9 +11,9 @@ name, the environment, the profile file's path) and get a client or a ``Credenti
 
 Credentials: the first source of the chain that holds any wins, and is named in -vvv output and
 in errors: the options (an AccessKey pair, or the profile option), the environment (an AccessKey
-pair), the CLI profile file (the file's current profile, or ALIBABA_CLOUD_PROFILE's; modes AK,
-StsToken, RamRoleArn, ChainableRamRoleArn). An AccessKey ID and its secret always come from the
-same source. The assume-role options then assume their role with what was found.
+pair, then OIDC: ALIBABA_CLOUD_ROLE_ARN, _OIDC_PROVIDER_ARN and _OIDC_TOKEN_FILE), the CLI profile
+file (the file's current profile, or ALIBABA_CLOUD_PROFILE's; modes AK, StsToken, RamRoleArn,
+ChainableRamRoleArn, OIDC). An AccessKey ID and its secret always come from the same source. The assume-role options then assume their role with what was found.
 Other values (region, endpoint): the option, then the first environment variable of its list
 that is set, then the CLI profile's region.
 """
@@ -36,6 +36,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._sts import (
     RoleRequest,
     StsError,
     assume_role,
+    assume_role_with_oidc,
     is_expired,
     sts_endpoint,
 )
@@ -50,6 +51,13 @@ ENV_ENDPOINT = ("ALIBABA_CLOUD_ECS_ENDPOINT", "ALICLOUD_ECS_ENDPOINT")
 # This collection's own: Alibaba's tools have no variable for the ECS endpoint's network type.
 ENV_ENDPOINT_TYPE = ("ALIBABA_CLOUD_ECS_ENDPOINT_TYPE",)
 ENV_PROFILE = ("ALIBABA_CLOUD_PROFILE", "ALIBABACLOUD_PROFILE", "ALICLOUD_PROFILE")
+# OIDC (RRSA on ACK): the variables the official SDKs and CLI read.
+ENV_OIDC_ROLE_ARN = "ALIBABA_CLOUD_ROLE_ARN"
+ENV_OIDC_PROVIDER_ARN = "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"
+ENV_OIDC_TOKEN_FILE = "ALIBABA_CLOUD_OIDC_TOKEN_FILE"
+ENV_ROLE_SESSION_NAME = "ALIBABA_CLOUD_ROLE_SESSION_NAME"
+# A projected service account token is about 1 KiB; STS takes 20,000 characters at most.
+MAX_OIDC_TOKEN_FILE = 64 * 1024
 # The name alibaba.alicloud reads for its shared_credentials_file option.
 ENV_SHARED_CREDENTIALS_FILE = ("ALICLOUD_SHARED_CREDENTIALS_FILE",)
 # The option each list stands in for.
@@ -181,14 +189,16 @@ class Resolver:
 
     def base(self, region: Optional[str]) -> Resolved:
         """The first source of the chain that holds credentials."""
-        for step in (self.from_options, self.from_profile_option, self.from_environment, self.from_profile):
+        for step in (self.from_options, self.from_profile_option, self.from_environment, self.from_oidc_environment,
+                     self.from_profile):
             found = step(region)
             if found is not None:
                 return found
         raise CredentialError(
             "no Alibaba Cloud credentials: set alicloud_access_key and alicloud_secret_key, or "
             f"{ENV_ACCESS_KEY[0]} and {ENV_SECRET_KEY[0]}, or a profile in {self.profile_file} "
-            "(modes AK, StsToken, RamRoleArn, ChainableRamRoleArn)")
+            f"(modes AK, StsToken, RamRoleArn, ChainableRamRoleArn, OIDC), or {ENV_OIDC_ROLE_ARN}, "
+            f"{ENV_OIDC_PROVIDER_ARN} and {ENV_OIDC_TOKEN_FILE}")
 
     def from_options(self, region: Optional[str]) -> Optional[Resolved]:
         key, secret = self.options.get("alicloud_access_key"), self.options.get("alicloud_secret_key")
@@ -226,6 +236,43 @@ class Resolver:
         return Resolved(Credentials(self.environ[key_name], self.environ[secret_name], token),
                         f"the environment ({key_name})")
 
+    def from_oidc_environment(self, region: Optional[str]) -> Optional[Resolved]:
+        """RRSA: a role ARN, an OIDC provider ARN and a token file in the environment."""
+        names = (ENV_OIDC_ROLE_ARN, ENV_OIDC_PROVIDER_ARN, ENV_OIDC_TOKEN_FILE)
+        present = [name for name in names if self.environ.get(name)]
+        if not present:
+            return None
+        if len(present) < len(names):
+            raise CredentialError(f"OIDC credentials need {', '.join(names)} together; "
+                                  f"{', '.join(n for n in names if n not in present)} is not set")
+        source = f"the OIDC environment ({ENV_OIDC_ROLE_ARN}, {ENV_OIDC_TOKEN_FILE})"
+        role = RoleRequest(self.environ[ENV_OIDC_ROLE_ARN],
+                           self.environ.get(ENV_ROLE_SESSION_NAME) or DEFAULT_SESSION_NAME, source=source)
+        return self.assume_oidc(self.environ[ENV_OIDC_PROVIDER_ARN], self.environ[ENV_OIDC_TOKEN_FILE], role,
+                                region, source)
+
+    def assume_oidc(self, provider_arn: str, token_file: str, role: RoleRequest, region: Optional[str], source: str,
+                    sts_region: Optional[str] = None) -> Resolved:
+        if not region:
+            raise CredentialError(f"no region: set alicloud_region or {ENV_REGION[0]} (STS is reached through "
+                                  f"the region's endpoint to assume {role.role_arn})")
+        path = os.path.expanduser(token_file)
+        try:
+            # Read afresh for every connection: the token file is rotated under us (kubelet).
+            token = read_regular(path, f"the OIDC token file {path}", limit=MAX_OIDC_TOKEN_FILE).decode("ascii").strip()
+        except UnsafeFileError as exc:
+            raise CredentialError(f"{exc} ({source})") from None
+        except UnicodeDecodeError:
+            raise CredentialError(f"the OIDC token file {path} ({source}) does not hold a token") from None
+        endpoint = sts_endpoint(region, self.environ, self.options.get("alicloud_sts_endpoint"), sts_region)
+        settings = client_settings(self.options)
+        try:
+            temporary = assume_role_with_oidc(token, provider_arn, role, endpoint, timeout=settings["timeout"],
+                                              validate_certs=settings["validate_certs"])
+        except StsError as exc:
+            raise CredentialError(str(exc)) from None
+        return Resolved(temporary.credentials, f"role {role.role_arn} assumed with {source}", temporary.expiration)
+
     def from_profile(self, region: Optional[str]) -> Optional[Resolved]:
         profile = self.profile()
         if not profile:
@@ -255,9 +302,15 @@ class Resolver:
             base = self.profile_credentials(dict(parent, _name=wanted, _document=profile["_document"]), region,
                                             depth + 1)
             return self.assume(base, profile_role(profile, source), region, profile.get("sts_region"))
+        if mode == "OIDC":
+            provider, token_file = profile.get("oidc_provider_arn"), profile.get("oidc_token_file")
+            if not isinstance(provider, str) or not provider or not isinstance(token_file, str) or not token_file:
+                raise CredentialError(f"{source} needs oidc_provider_arn and oidc_token_file")
+            return self.assume_oidc(provider, token_file, profile_role(profile, source), region, source,
+                                    profile.get("sts_region"))
         raise CredentialError(
             f"{source}: mode {quote_input(mode)} is not supported by this collection (it serves AK, StsToken, "
-            "RamRoleArn and ChainableRamRoleArn); give an AccessKey (alicloud_access_key and alicloud_secret_key), "
+            "RamRoleArn, ChainableRamRoleArn and OIDC); give an AccessKey (alicloud_access_key and alicloud_secret_key), "
             "or a role to assume on top of one (alicloud_assume_role_arn), or a profile in one of those modes")
 
     # -- roles -------------------------------------------------------------------------------

@@ -170,6 +170,53 @@ def assume_role(base: Credentials, base_source: str, role: RoleRequest, endpoint
     return temporary_from(reply.get("Credentials"), f"AssumeRole {role.role_arn}")
 
 
+PROVIDER_ARN_PATTERN = re.compile(r"acs:ram::[0-9]+:oidc-provider/[A-Za-z0-9._-]+")
+MAX_OIDC_TOKEN = 20000
+
+
+def anonymous_request(action: str, params: Mapping[str, str], host: str, clock: Callable[[], float] = time.time,
+                      nonce: Callable[[], str] = new_nonce) -> tuple:
+    """(target, headers, body) of an STS request that carries no signature (AssumeRoleWithOIDC:
+    the token is the proof; the official SDK sends it with auth_type Anonymous). The parameters
+    go in a form body: a token may be 20,000 characters long."""
+    common = {"Action": action, "Version": STS_VERSION, "Format": "JSON", "Timestamp": utc_timestamp(clock()),
+              "SignatureNonce": nonce()}
+    headers = {"host": host, "accept": "application/json", "user-agent": USER_AGENT,
+               "content-type": "application/x-www-form-urlencoded"}
+    return "/?" + canonical_query(common), headers, canonical_query(params).encode("ascii")
+
+
+def assume_role_with_oidc(token: str, provider_arn: str, role: RoleRequest, endpoint: str, *, timeout: float = 30.0,
+                          validate_certs: bool = True, transport: Optional[Callable[..., Any]] = None
+                          ) -> TemporaryCredentials:
+    """AssumeRoleWithOIDC with an OIDC token (read by the caller from its file, never shown)."""
+    role.check()
+    if not PROVIDER_ARN_PATTERN.fullmatch(provider_arn):
+        raise StsError(f"OIDC provider ARN {quote_input(provider_arn)} ({role.source}) is not like "
+                       "acs:ram::<account id>:oidc-provider/<name>")
+    if not token or len(token) > MAX_OIDC_TOKEN:
+        raise StsError(f"the OIDC token ({role.source}) is empty or longer than {MAX_OIDC_TOKEN} characters")
+    params = {"OIDCProviderArn": provider_arn, "RoleArn": role.role_arn, "OIDCToken": token,
+              "RoleSessionName": role.session_name}
+    if role.duration is not None:
+        params["DurationSeconds"] = str(role.duration)
+    if role.policy:
+        params["Policy"] = role.policy
+    scheme, host, port = parse_sts_endpoint(endpoint)
+    target, headers, body = anonymous_request("AssumeRoleWithOIDC", params, host_header(scheme, host, port))
+    context = make_ssl_context(validate_certs) if scheme == "https" else None
+    try:
+        reply = (transport or http_transport)("POST", scheme, host, port, target, headers, body, timeout, context)
+        answer = parse_reply("AssumeRoleWithOIDC", reply)
+    except EcsApiError as exc:
+        raise StsError(f"cannot assume role {role.role_arn} with the OIDC token of {role.source} at {endpoint}: "
+                       f"{exc.code}: {exc.message}{f', request id {exc.request_id}' if exc.request_id else ''}"
+                       ) from None
+    except TransportError as exc:
+        raise StsError(f"cannot assume role {role.role_arn} ({role.source}): STS endpoint {endpoint}: {exc}") from None
+    return temporary_from(answer.get("Credentials"), f"AssumeRoleWithOIDC {role.role_arn}")
+
+
 def expired_hint(code: str) -> str:
     if code == "InvalidSecurityToken.Expired":
         return " (the temporary credentials have expired: renew them)"

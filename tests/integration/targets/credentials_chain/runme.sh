@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The credentials chain end to end against the emulator's ECS and STS: playbooks that give no
 # AccessKey create, list and delete key pairs with a CLI profile in RamRoleArn mode, a
-# ChainableRamRoleArn profile, and the assume-role variables on top of an AccessKey of the
-# environment; each run at -vvv names its source, and no secret, token or temporary key of the
+# ChainableRamRoleArn profile, the assume-role variables on top of an AccessKey of the
+# environment, and an OIDC token file (RRSA); each run at -vvv names its source, and no secret, token or temporary key of the
 # emulator shows in any output. Temporary credentials that expired fail naming their source;
 # an AccessKey ID without its secret fails saying the secret is missing.
 # Run by ansible-test (`ansible-test integration credentials_chain`) against the emulator of
@@ -13,7 +13,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 python=${ANSIBLE_TEST_PYTHON_INTERPRETER:-python3}
 eval "$("$python" "$here/../setup_ecs_sdk/files/emulator_env.py" "$here/../../integration_config.yml")"
 work=$(mktemp -d "${TMPDIR:-/tmp}/credentials_chain.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+private_pids=()
+cleanup() {
+  local code=$?
+  for pid in "${private_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${private_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+  exit "$code"
+}
+trap cleanup EXIT
 export ANSIBLE_NOCOLOR=1
 
 step() { echo "=== $*"; }
@@ -49,6 +57,20 @@ run_keypairs() {
     || { tail -40 "$log"; fail "the playbook of $1 failed"; }
   grep -qF "\"credentials_source\": \"$2\"" "$log" || fail "$1: -vvv does not name the source $2"
   no_secret_in "$log"
+}
+
+# start_private NAME SERVE_OPTIONS...: an emulator of this target's own (accounts of its own, a
+# metadata endpoint); sets private_endpoint, private_ready and private_token.
+start_private() {
+  local name=$1; shift
+  private_ready=$work/$name.ready.json
+  "$python" -m ecs_emulator.cli serve --listen 127.0.0.1:0 --state "$work/$name.sqlite" --ready-file "$private_ready" \
+    --fast --quiet "$@" >"$work/$name.out" 2>&1 &
+  private_pids+=("$!")
+  for _ in $(seq 1 300); do [ -s "$private_ready" ] && break; sleep 0.1; done
+  [ -s "$private_ready" ] || { cat "$work/$name.out"; fail "the emulator $name did not start"; }
+  private_endpoint=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["endpoint"])' "$private_ready")
+  private_token=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["admin_token"])' "$private_ready")
 }
 
 step "a CLI profile in RamRoleArn mode, and nothing else"
@@ -108,4 +130,18 @@ fi
 grep -q "the secret is missing: ALIBABA_CLOUD_ACCESS_KEY_ID is set in the environment" "$work/alone.log" \
   || { cat "$work/alone.log"; fail "the missing secret is not said for the environment"; }
 no_secret_in "$work/mixed.log"
+step "OIDC (RRSA) in the environment: a token file, a provider and a role of an emulator of its own"
+oidc_uid=2222333344445555
+"$python" "$here/files/oidc_setup.py" "$work/oidc-accounts.json" "$work/oidc-token" "$oidc_uid"
+start_private oidc --accounts "$work/oidc-accounts.json"
+(
+  export ALIBABA_CLOUD_ECS_ENDPOINT=$private_endpoint ALIBABA_CLOUD_STS_ENDPOINT=$private_endpoint
+  export ECS_EMULATOR_READY_FILE=$private_ready ECS_EMULATOR_ADMIN_TOKEN=$private_token ALIBABA_CLOUD_REGION_ID=$region
+  export ALIBABA_CLOUD_ROLE_ARN="acs:ram::$oidc_uid:role/ci-pods" ALIBABA_CLOUD_ROLE_SESSION_NAME=runner-pod
+  export ALIBABA_CLOUD_OIDC_PROVIDER_ARN="acs:ram::$oidc_uid:oidc-provider/ack" ALIBABA_CLOUD_OIDC_TOKEN_FILE=$work/oidc-token
+  run_keypairs cc-oidc \
+    "role acs:ram::$oidc_uid:role/ci-pods assumed with the OIDC environment (ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_TOKEN_FILE)"
+  if grep -qF -- "$(cat "$work/oidc-token")" "$work/cc-oidc.log"; then fail "the OIDC token shows in the output"; fi
+)
+
 echo "credentials_chain: all steps passed"

@@ -195,3 +195,56 @@ def test_sts_endpoint(environ, expected):
 def test_expiration_is_read_in_utc():
     assert _sts.is_expired("2000-01-01T00:00:00Z") and not _sts.is_expired("2999-01-01T00:00:00Z")
     assert not _sts.is_expired(None) and not _sts.is_expired("garbage")
+
+
+class FakeOidcSts:
+    """Answers AssumeRoleWithOIDC: unsigned, parameters in a form body."""
+
+    def __init__(self) -> None:
+        self.calls: list = []
+
+    def __call__(self, method, scheme, host, port, target, headers, body, timeout, context):
+        assert "authorization" not in headers
+        query, form = dict(parse_qsl(urlsplit(target).query)), dict(parse_qsl(body.decode()))
+        assert (query["Action"], query["Version"]) == ("AssumeRoleWithOIDC", "2015-04-01")
+        self.calls.append(form)
+        return HttpReply(200, {}, json.dumps({"RequestId": "R", "Credentials": {
+            "AccessKeyId": "STS.oidc", "AccessKeySecret": "oidc-secret", "SecurityToken": "oidc-token",
+            "Expiration": "2099-01-01T00:00:00Z"}}).encode())
+
+
+@pytest.fixture
+def oidc_sts(monkeypatch):
+    fake = FakeOidcSts()
+    monkeypatch.setattr(_sts, "http_transport", fake)
+    return fake
+
+
+def test_oidc_environment(tmp_path, oidc_sts):
+    token = tmp_path / "token"
+    token.write_text("header.payload.signature\n")
+    environ = dict(ENV, ALIBABA_CLOUD_ROLE_ARN="acs:ram::123:role/pods", ALIBABA_CLOUD_ROLE_SESSION_NAME="pod-7",
+                   ALIBABA_CLOUD_OIDC_PROVIDER_ARN="acs:ram::123:oidc-provider/ack", ALIBABA_CLOUD_OIDC_TOKEN_FILE=str(token))
+    connection = resolve_connection(REGION, environ, profile_file="/nonexistent")
+    assert oidc_sts.calls == [{"OIDCProviderArn": "acs:ram::123:oidc-provider/ack", "RoleArn": "acs:ram::123:role/pods",
+                               "OIDCToken": "header.payload.signature", "RoleSessionName": "pod-7"}]
+    assert connection.credentials.security_token == "oidc-token"
+    assert connection.source.startswith("role acs:ram::123:role/pods assumed with the OIDC environment")
+
+
+def test_oidc_environment_needs_all_three(oidc_sts):
+    with pytest.raises(CredentialError, match="ALIBABA_CLOUD_OIDC_TOKEN_FILE is not set"):
+        resolve_connection(REGION, {"ALIBABA_CLOUD_ROLE_ARN": "acs:ram::1:role/x",
+                                    "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": "acs:ram::1:oidc-provider/p"})
+    assert oidc_sts.calls == []
+
+
+def test_oidc_profile_and_a_missing_token_file(tmp_path, oidc_sts):
+    token = tmp_path / "token"
+    path = profile_file(tmp_path, [{"name": "o", "mode": "OIDC", "ram_role_arn": "acs:ram::1:role/x",
+                                    "oidc_provider_arn": "acs:ram::1:oidc-provider/p", "oidc_token_file": str(token)}], "o")
+    with pytest.raises(CredentialError, match="OIDC token file"):
+        resolve_connection(REGION, ENV, profile_file=path)
+    token.write_text("a.b.c")
+    connection = resolve_connection(REGION, ENV, profile_file=path)
+    assert oidc_sts.calls[0]["RoleSessionName"] == "ansible" and "profile 'o' (OIDC)" in connection.source
