@@ -275,3 +275,58 @@ def first_error(outcome: Mapping[str, Mapping[str, Any]]) -> Optional[EcsApiErro
 def failure_lines(outcome: Mapping[str, Mapping[str, Any]], ids: Sequence[str]) -> List[str]:
     """'i-x: Code message' for each instance of ids that did not succeed."""
     return [f"{i}: {outcome[i]['code']} {outcome[i]['message']}" for i in ids if not outcome[i]["ok"]]
+
+
+# --- Cloud Assistant --------------------------------------------------------------------------
+
+def run_shell_script(client: Any, instance_id: str, content_base64: str, username: str, timeout: int) -> str:
+    """RunCommand of one shell script on one instance; answers the InvokeId.
+
+    Never retried after it may have been sent (``idempotent=False``): a lost reply could mean the
+    script ran, and running it twice is the caller's decision. Throttling is retried.
+    """
+    reply = client.call("RunCommand", {"Type": "RunShellScript", "CommandContent": content_base64,
+                                       "ContentEncoding": "Base64", "InstanceId.1": instance_id,
+                                       "Username": username, "Timeout": str(timeout)}, idempotent=False)
+    invoke_id = reply.get("InvokeId") if isinstance(reply, dict) else None
+    if not isinstance(invoke_id, str) or not invoke_id:
+        raise EcsApiError(code="MalformedResponse", message="RunCommand answered without an InvokeId",
+                          action="RunCommand", request_id=reply.get("RequestId") if isinstance(reply, dict) else None)
+    return invoke_id
+
+
+def invocation_result(client: Any, invoke_id: str, instance_id: str) -> Optional[dict]:
+    """The DescribeInvocationResults row of one invocation on one instance (Output in Base64), or None."""
+    reply = client.call("DescribeInvocationResults", {"InvokeId": invoke_id, "InstanceId": instance_id,
+                                                      "ContentEncoding": "Base64"})
+    rows = ((reply.get("Invocation") or {}).get("InvocationResults") or {}).get("InvocationResult") or []
+    for row in rows:
+        if isinstance(row, dict) and row.get("InstanceId") == instance_id:
+            return row
+    return None
+
+
+def cloud_assistant_status(client: Any, instance_ids: Sequence[str]) -> Dict[str, dict]:
+    """DescribeCloudAssistantStatus: {instance id: its status record}, 50 ids a call."""
+    found: Dict[str, dict] = {}
+    for group in chunks(list(instance_ids), 50):
+        params = {f"InstanceId.{n}": instance_id for n, instance_id in enumerate(group, start=1)}
+        params["MaxResults"] = "50"
+        reply = client.call("DescribeCloudAssistantStatus", params)
+        items = (reply.get("InstanceCloudAssistantStatusSet") or {}).get("InstanceCloudAssistantStatus") or []
+        found.update({item["InstanceId"]: item for item in items if isinstance(item, dict) and item.get("InstanceId")})
+    return found
+
+
+def send_file(client: Any, instance_id: str, target_dir: str, name: str, content_base64: str, owner: str,
+              group: str = "root", mode: str = "0600", timeout: int = 60) -> str:
+    """SendFile of one file (content in Base64) to one instance, overwriting; answers the InvokeId."""
+    reply = client.call("SendFile", {"InstanceId.1": instance_id, "TargetDir": target_dir, "Name": name,
+                                     "Content": content_base64, "ContentType": "Base64", "FileOwner": owner,
+                                     "FileGroup": group, "FileMode": mode, "Overwrite": "true",
+                                     "Timeout": str(timeout)}, idempotent=False)
+    invoke_id = reply.get("InvokeId") if isinstance(reply, dict) else None
+    if not isinstance(invoke_id, str) or not invoke_id:
+        raise EcsApiError(code="MalformedResponse", message="SendFile answered without an InvokeId",
+                          action="SendFile", request_id=reply.get("RequestId") if isinstance(reply, dict) else None)
+    return invoke_id

@@ -141,13 +141,22 @@ def test_lower_layers_import_only_what_lies_below(name):
     assert not _importers(closure, BASIC), f"{name} reaches {BASIC} through {_importers(closure, BASIC)}"
 
 
-@pytest.mark.parametrize("plugin", [f"filter.{name}" for name in FILTERS] + ["inventory.ecs"])
+@pytest.mark.parametrize("plugin", [f"filter.{name}" for name in FILTERS] + ["inventory.ecs", "connection.cloud_assistant"])
 def test_plugins_reach_no_module_base_in_the_source(plugin):
     closure = _closure(f"{PACKAGE}.plugins.{plugin}")
     assert not _importers(closure, BASIC), f"{plugin} reaches {BASIC}"
     assert not set(MODULE_BASE) & set(closure), f"{plugin} reaches the module base"
     if plugin.startswith("filter."):
         assert CLIENT not in closure, f"{plugin} reaches the HTTP client through {_importers(closure, CLIENT)}"
+
+
+def test_the_cloud_assistant_transport_reaches_only_the_api_layer_and_below():
+    """The connection's logic talks to the API through _ecs_api, and to nothing of the modules."""
+    closure = _closure(f"{PACKAGE}.plugins.plugin_utils._cloud_assistant")
+    reached = {module.rsplit(".", 1)[1] for module in closure if module.startswith(PACKAGE)} - {"_cloud_assistant"}
+    assert reached <= {"_ecs_api"} | ALLOWED["_ecs_api"], f"_cloud_assistant reaches {sorted(reached)}"
+    connection = _closure(f"{PACKAGE}.plugins.connection.cloud_assistant")
+    assert _module_utils("_credentials") in connection, "the connection must resolve credentials as the modules do"
 
 
 def test_requests_are_built_only_in_the_api_layer():
