@@ -19,6 +19,7 @@ from .backend import InstanceBackend
 from .commands import add_commands, run as run_command
 from .faults import FaultError, Faults, parse_spec
 from .lifecycle import Lifecycle
+from .metadata import InstanceMetadata, make_metadata_server
 from .server import Emulator, RequestLog, make_server
 from .state import State
 
@@ -90,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--ready-file", metavar="FILE",
                        help="once listening, write a JSON file (mode 0600) with the endpoint, the admin token and "
                             "the accounts' keys")
+    serve.add_argument("--metadata-listen", type=_listen, metavar="HOST:PORT",
+                       help="also serve the instance metadata of one instance (its RAM role's credentials) here")
+    serve.add_argument("--metadata-role", default="ecs-instance-role", metavar="NAME",
+                       help="the RAM role of that instance (default %(default)s), of the first account")
+    serve.add_argument("--metadata-hardened", action="store_true",
+                       help="metadata requests need a token (PUT /latest/api/token), as in hardened mode")
     serve.add_argument("--log-file", metavar="FILE", help="request log (JSON lines) to FILE instead of stderr")
     serve.add_argument("--quiet", action="store_true", help="no request log")
     add_commands(sub)
@@ -124,6 +131,20 @@ def _write_ready(path: str, doc: dict) -> None:
     os.replace(tmp, path)
 
 
+def _metadata_server(args: argparse.Namespace, account, emulator: Emulator):
+    """(server, endpoint) of the instance metadata service when --metadata-listen asks for one."""
+    if not args.metadata_listen:
+        return None, None
+    host, port = args.metadata_listen
+    metadata = InstanceMetadata(account, args.metadata_role, emulator.temporary_keys, args.metadata_hardened)
+    try:
+        server = make_metadata_server(host, port, metadata)
+    except OSError as exc:
+        print(f"ecs-emulator: cannot listen on {host}:{port} for the metadata service: {exc.strerror}", file=sys.stderr)
+        return None, None
+    return server, f"http://{host}:{server.server_address[1]}"
+
+
 def serve(args: argparse.Namespace) -> int:
     _setup_logging()
     # One thread per connection: hand the GIL over sooner than the default 5 ms, so that one
@@ -155,6 +176,10 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     port = server.server_address[1]
     endpoint = f"http://{host}:{port}"
+    metadata_server, metadata_endpoint = _metadata_server(args, accounts[0], emulator)
+    if args.metadata_listen and metadata_server is None:
+        server.server_close()
+        return 2
     first = accounts[0].access_keys[0]
     print(f"ecs-emulator {__version__} serving {endpoint} (state {args.state}, instances {args.instances})", flush=True)
     # What a user needs next: the collection's settings for the first account, and the admin
@@ -167,7 +192,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.ready_file:
         _write_ready(args.ready_file, {"endpoint": endpoint, "port": port, "region": regions[0],
                                        "admin_token": admin_token, "state_id": state_id, "pid": os.getpid(),
-                                       "accounts": to_public_dict(accounts)})
+                                       "accounts": to_public_dict(accounts), "metadata_endpoint": metadata_endpoint})
 
     stop = threading.Event()
 
@@ -177,10 +202,15 @@ def serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    if metadata_server is not None:
+        threading.Thread(target=metadata_server.serve_forever, name="metadata", daemon=True).start()
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
+        if metadata_server is not None:
+            metadata_server.shutdown()
+            metadata_server.server_close()
         lifecycle.close()
         backend.close()
         if emulator.request_log is not None:
