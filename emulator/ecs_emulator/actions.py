@@ -315,7 +315,8 @@ def describe_key_pairs(ctx: Context) -> dict:
                 tags.setdefault(t["name"], []).append({"TagKey": t["tag_key"], "TagValue": t["tag_value"]})
     items = []
     for r in rows:
-        item = {"KeyPairName": r["name"], "KeyPairId": r["id"],
+        # No KeyPairId: DescribeKeyPairs items carry none (the response model of the official SDK).
+        item = {"KeyPairName": r["name"],
                 "KeyPairFingerPrint": sshkeys.colon_hex(r["fingerprint"]),
                 "CreationTime": r["created"], "ResourceGroupId": r["resource_group"],
                 "Tags": {"Tag": tags.get(r["name"], [])}}

@@ -103,7 +103,8 @@ def describe_result(item: Optional[Mapping[str, Any]], *, name: str, public_key:
     key = api_public_key(item) or public_key
     result: Dict[str, Any] = {
         "name": item.get("KeyPairName", name),
-        "id": item.get("KeyPairId") or key_pair_id,
+        # Only CreateKeyPair answers an id; DescribeKeyPairs and ImportKeyPair report none.
+        "id": key_pair_id,
         "fingerprint": item.get("KeyPairFingerPrint"),
         "fingerprint_md5": key.fingerprint("md5") if key else None,
         "fingerprint_sha256": key.fingerprint("sha256") if key else None,

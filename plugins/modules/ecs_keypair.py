@@ -260,7 +260,10 @@ key_pair:
       type: str
       sample: deploy
     id:
-      description: Key pair id, where the API reports one.
+      description:
+        - The key pair id that CreateKeyPair answered, when this task created the key pair (O(generate=cloud)).
+        - V(null) otherwise - ECS reports no id for an imported key pair, nor in DescribeKeyPairs; key pairs
+          are known by their name.
       type: str
     fingerprint:
       description: The fingerprint as the API reports it (its format varies; treat it as opaque).

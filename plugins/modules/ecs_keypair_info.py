@@ -102,7 +102,9 @@ key_pairs:
       description: Key pair name.
       type: str
     id:
-      description: Key pair id, where the API reports one.
+      description:
+        - Always V(null) - DescribeKeyPairs reports no key pair id (only CreateKeyPair answers one); key pairs are
+          known by their name. Kept so that results keep one shape.
       type: str
     fingerprint:
       description: The fingerprint as the API reports it (treat it as opaque).

@@ -131,6 +131,7 @@ class FakeEcs(EcsClient):
             if params.get("ResourceGroupId") and item["ResourceGroupId"] != params["ResourceGroupId"]:
                 continue
             shown = json.loads(json.dumps(item))
+            shown.pop("KeyPairId", None)  # DescribeKeyPairs items carry no id (the SDK's response model)
             if params.get("IncludePublicKey") != "true":
                 shown.pop("PublicKey")
             items.append(shown)
