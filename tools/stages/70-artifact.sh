@@ -18,7 +18,10 @@
 #      find the key pair made before; the same with a wrong secret must fail;
 #   6. where podman is present, `make ee` (tools/publish/ee.sh) on this tarball: the execution
 #      environment built from execution-environment.yml on a base image made here, and a job in
-#      it run the way AWX runs one (figures in $STAGE_RESULTS/ee.json).
+#      it run the way AWX runs one (figures in $STAGE_RESULTS/ee.json);
+#   7. docs/getting-started.md, its commands exactly as written (tools/walkthrough.py), outside
+#      the checkout: this tarball and the emulator's wheel in a fresh virtual environment with
+#      the newest ansible-core, an emulator, instances, a first playbook and the inventory.
 # One JUnit test case per part in $STAGE_RESULTS/artifact.xml; logs next to it.
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
@@ -257,6 +260,25 @@ else
   problems="the credential type check or its run failed: $(tail -n 5 "$STAGE_RESULTS/credential-type.log" | tr '\n' ' ') "
 fi
 record awx-credential-type "$([ -z "$problems" ]; echo $?)" "$problems (log: $STAGE_RESULTS/credential-type.log)"
+
+# --- 7. the new user's walkthrough, docs/getting-started.md -----------------------------------
+# Its commands exactly as written (tools/walkthrough.py extracts them), outside the checkout: a
+# fresh virtual environment with the newest ansible-core this machine has a Python for (that of
+# .venv-2.21), this tarball, the emulator as a wheel built from the same copy, a first playbook.
+started=$SECONDS
+newest=$(readlink -f "$ROOT/.venv-2.21/bin/python" 2>/dev/null || true)
+[ -x "$newest" ] || newest=$(command -v python3)
+problems=""
+if ! "$VENV/bin/python" -m pip wheel --quiet --no-deps --disable-pip-version-check -w "$work/wheel" "$src/emulator" \
+    >"$STAGE_RESULTS/walkthrough.log" 2>&1; then
+  problems="the emulator wheel could not be built: $(tail -n 3 "$STAGE_RESULTS/walkthrough.log" | tr '\n' ' ')"
+elif ! "$VENV/bin/python" "$ROOT/tools/walkthrough.py" "$src/docs/getting-started.md" "$tarball" \
+    "$work"/wheel/ecs_emulator-*.whl --python "$newest" >>"$STAGE_RESULTS/walkthrough.log" 2>&1; then
+  problems="$(grep '^walkthrough:' "$STAGE_RESULTS/walkthrough.log" | head -n 1)"
+fi
+grep '^walkthrough:' "$STAGE_RESULTS/walkthrough.log" || true
+echo "walkthrough part: $((SECONDS - started)) s"
+record walkthrough "$([ -z "$problems" ]; echo $?)" "$problems (log: $STAGE_RESULTS/walkthrough.log)"
 
 # --- 6. the execution environment, built and run (make ee) ---------------------------------------
 if command -v podman >/dev/null 2>&1; then
