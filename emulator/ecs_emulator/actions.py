@@ -291,9 +291,12 @@ def describe_key_pairs(ctx: Context) -> dict:
         where.append("k.fingerprint = ?")
         args.append(sshkeys.normalize_fingerprint(fingerprint))
     group = resource_group(ctx, ctx.params.get("ResourceGroupId"))
-    if group:
-        where.append("k.resource_group = ?")
-        args.append(group)
+    if group and group != ctx.account.default_resource_group:
+        # As ECS: key pairs of the default resource group come back whatever group is asked for
+        # (the DescribeKeyPairs reference), and the default group itself filters nothing (the
+        # request model of alibabacloud_ecs20140526 7.11.8: not supported).
+        where.append("k.resource_group IN (?, ?)")
+        args.extend((group, ctx.account.default_resource_group))
     for key, value in tags_param(ctx):
         sub = "SELECT 1 FROM keypair_tags t WHERE t.account=k.account AND t.region=k.region AND t.name=k.name AND t.tag_key=?"
         args.append(key)

@@ -73,6 +73,10 @@ def list_key_pairs(client: Any, *, names: Sequence[str] = (), fingerprint: Optio
                    resource_group_id=validate_plain_id(resource_group_id, "resource_group_id"),
                    tags=validate_tags(tags), include_public_key=include_public_key or local_sha256 is not None)
     items = _matching_key_pairs(client, names, filters)
+    if filters["resource_group_id"] is not None:
+        # ECS adds the key pairs of the default resource group whatever group is asked for (and
+        # does not filter by the default group at all): keep only the group asked for.
+        items = [item for item in items if item.get("ResourceGroupId") == filters["resource_group_id"]]
     if local_sha256 is not None:
         items = [item for item in items if _sha256_of(item) == local_sha256]
     holders = instances_by_key_pair(client, [item["KeyPairName"] for item in items]) if include_instances else None

@@ -52,7 +52,8 @@ options:
     type: dict
   resource_group_id:
     description:
-      - Only key pairs of this resource group.
+      - Only key pairs of this resource group. ECS answers the key pairs of the default resource group
+        too, whatever group is asked for; the module leaves those out unless this is the default group.
     type: str
   include_public_key:
     description:

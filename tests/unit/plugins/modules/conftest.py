@@ -128,7 +128,8 @@ class FakeEcs(EcsClient):
             wanted = {params[k]: params.get(k[:-3] + "Value") for k in params if k.startswith("Tag.") and k.endswith(".Key")}
             if any(tags.get(k) != v for k, v in wanted.items()):
                 continue
-            if params.get("ResourceGroupId") and item["ResourceGroupId"] != params["ResourceGroupId"]:
+            # As ECS: the default group's key pairs come back whatever group is asked for.
+            if params.get("ResourceGroupId") and item["ResourceGroupId"] not in (params["ResourceGroupId"], "rg-default"):
                 continue
             shown = json.loads(json.dumps(item))
             shown.pop("KeyPairId", None)  # DescribeKeyPairs items carry no id (the SDK's response model)
