@@ -201,15 +201,39 @@ def _bind_batches(client: Any, action: str, name: str, ids: Sequence[str]) -> Di
     groups = list(chunks(list(ids), MAX_INSTANCE_IDS))
     for index, group in enumerate(groups):
         try:
-            reply = client.call(action, {"KeyPairName": name, "InstanceIds": json_list(group)})
+            _bind_group(client, action, name, group, outcome)
         except EcsApiError as error:
             for later in groups[index:]:
                 for instance_id in later:
+                    if instance_id in outcome:
+                        continue  # answered before the error, in a split of this batch
                     outcome[instance_id] = {"ok": False, "code": error.code, "message": f"not done: {error}",
                                             "error": error, "uncertain": later is group}
             break
-        outcome.update(_batch_outcome(reply, group, action))
     return outcome
+
+
+def _bind_group(client: Any, action: str, name: str, group: Sequence[str], outcome: Dict[str, Dict[str, Any]]) -> None:
+    """One batch, its answers written into outcome as they come.
+
+    ECS may refuse a whole batch with DependencyViolation.WindowsInstance when one of its
+    instances runs Windows (nothing is done then): the batch is split in halves until the
+    Windows instances stand alone, so that every other instance is still attached or detached.
+    """
+    try:
+        reply = client.call(action, {"KeyPairName": name, "InstanceIds": json_list(group)})
+    except EcsApiError as error:
+        if error.code != WINDOWS_CODE or not error.http_status:
+            raise
+        if len(group) == 1:
+            outcome[group[0]] = {"ok": False, "code": WINDOWS_CODE, "message": error.message, "action": action,
+                                 "request_id": error.request_id}
+            return
+        half = len(group) // 2
+        _bind_group(client, action, name, group[:half], outcome)
+        _bind_group(client, action, name, group[half:], outcome)
+        return
+    outcome.update(_batch_outcome(reply, group, action))
 
 
 def _result_rows(reply: Mapping[str, Any]) -> Dict[str, Mapping[str, Any]]:
