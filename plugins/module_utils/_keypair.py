@@ -60,7 +60,10 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._private_key_file impo
     PendingMarker,
     PrivateKeyFile,
     check_private_key_target,
+    check_public_key_target,
+    public_key_file_path,
     public_key_of_file,
+    write_public_key_file,
 )
 
 
@@ -86,6 +89,7 @@ class KeypairOptions:
     tags: Optional[Mapping[str, Any]] = None
     purge_tags: bool = True
     resource_group_id: Optional[str] = None
+    write_public_key: bool = True
 
     def __post_init__(self) -> None:
         if self.names is not None and self.state != "absent":
@@ -331,6 +335,7 @@ class Made:
     private_key: Optional[str] = field(default=None, repr=False)
     key_pair_id: Optional[str] = None
     public_key: Optional[PublicKey] = None
+    public_key_file: Optional[str] = None
 
 
 def act_present(client: Any, options: KeypairOptions, check_mode: bool, mode: str, found: Found,
@@ -406,6 +411,8 @@ def _present_result(client: Any, options: KeypairOptions, check_mode: bool, mode
                               "would_create": check_mode and decision.make_new and item is None}
     if made.private_key is not None:
         result["private_key"] = made.private_key
+    if made.public_key_file is not None:
+        result["public_key_file"] = made.public_key_file
     warnings = decision.warnings + made.warnings
     if warnings:
         result["warnings"] = warnings
@@ -430,6 +437,9 @@ def _make_key_pair(client: Any, options: KeypairOptions, mode: str, found: Found
         if mode == "local" and desired is None:
             # The private key goes to disk before the public key goes to the cloud: if the import
             # fails, the next run finds the file and imports the same key.
+            public_file = public_key_file_path(path) if path and options.write_public_key else None
+            if public_file:
+                check_public_key_target(public_file)  # before the first write
             private, desired = generate_key(options.key_type or "rsa", options.key_size, options.passphrase,
                                             found.name)
             if target is None:  # pragma: no cover - check_options requires private_key_path
@@ -437,6 +447,11 @@ def _make_key_pair(client: Any, options: KeypairOptions, mode: str, found: Found
             target.commit(private)
             target = None
             changes.add(f"wrote a new private key to {path}")
+            if public_file:
+                # As ssh-keygen leaves a new key: its public half beside it, the name as comment.
+                write_public_key_file(public_file, desired.line())
+                changes.add(f"wrote its public key to {public_file}")
+                made.public_key_file = public_file
         if replacement is not None:
             replacement.take_down()
         try:

@@ -204,6 +204,56 @@ class PrivateKeyFile:
 
 
 # ---------------------------------------------------------------------------------------------
+# The public key beside a private key made here.
+
+
+def public_key_file_path(private_key_path: str) -> str:
+    """Where ssh-keygen puts the public half: the private key's path and ``.pub``."""
+    return os.path.abspath(private_key_path) + ".pub"
+
+
+def check_public_key_target(path: str) -> None:
+    """Raises when the public key file could not (or must not) be written at path."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise KeyFileError(f"public key file {path} cannot be examined: {exc.strerror or type(exc).__name__}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise KeyFileError(f"public key file {path} is a symbolic link; refusing to write through it "
+                           "(or set write_public_key=false)")
+    if not stat.S_ISREG(info.st_mode):
+        raise KeyFileError(f"public key file {path} is {kind_of(info.st_mode)}, not a regular file; refusing to "
+                           "write over it (or set write_public_key=false)")
+
+
+def write_public_key_file(path: str, line: str) -> None:
+    """The public key line at path, mode 0644 as ssh-keygen leaves it: written to a temporary
+    file beside it and renamed over whatever public key file was there, never through a link."""
+    check_public_key_target(path)
+    try:
+        fd, temp = tempfile.mkstemp(prefix=".ecs-keypair-", suffix=".tmp", dir=os.path.dirname(path))
+    except OSError as exc:
+        raise KeyFileError(f"cannot create a file next to public key file {path}: "
+                           f"{exc.strerror or type(exc).__name__}") from None
+    try:
+        try:
+            os.fchmod(fd, 0o644)
+            _write_all(fd, (line + "\n").encode("utf-8"))
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except OSError as exc:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise KeyFileError(f"public key file {path} cannot be written: {exc.strerror or type(exc).__name__}") from None
+    sync_directory(path)
+
+
+# ---------------------------------------------------------------------------------------------
 # The lock.
 
 

@@ -117,6 +117,17 @@ options:
       - Allow replacing an existing O(private_key_path) with the private key of a newly created key pair.
     type: bool
     default: false
+  write_public_key:
+    description:
+      - With O(generate=local), when this task makes a new key, its public key is also written beside the private
+        key, at O(private_key_path) with C(.pub) appended, mode 0644, with the key pair name as comment - as
+        C(ssh-keygen) leaves a new key. An existing public key file there is replaced; a symbolic link or a file
+        that is not a regular file there is refused before anything changes.
+      - The comment is also written into the private key file when it is in OpenSSH format without a passphrase
+        (C(ssh-keygen -y) shows it).
+      - V(false) writes no public key file.
+    type: bool
+    default: true
   return_private_key:
     description:
       - Return the private key made by CreateKeyPair in RV(private_key).
@@ -314,6 +325,12 @@ key_pairs:
   returned: with O(names)
   type: list
   elements: dict
+public_key_file:
+  description:
+    - The public key file this task wrote beside a private key it made (O(generate=local), O(write_public_key)).
+  returned: when written
+  type: path
+  sample: /home/deploy/.ssh/deploy.pem.pub
 private_key:
   description:
     - The unencrypted private key of a key pair created by this task. Protect it - set C(no_log) to C(true) on the task.
@@ -358,6 +375,7 @@ def argument_spec() -> dict:
         tags=dict(type="dict"),
         purge_tags=dict(type="bool", default=True),
         resource_group_id=dict(type="str"),
+        write_public_key=dict(type="bool", default=True),
     )
 
 

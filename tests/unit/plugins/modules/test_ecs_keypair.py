@@ -222,6 +222,45 @@ def test_generate_local_writes_first_then_imports(fake_ecs, run_module, tmp_path
     assert again["changed"] is False and mutations(fake_ecs.log) == []
 
 
+def test_generate_local_writes_the_public_key_beside_it_with_the_name_as_comment(fake_ecs, run_module, tmp_path):
+    path = tmp_path / "web.pem"
+    result, _out = run_module(ecs_keypair.main, {"name": "web-prod", "generate": "local", "key_type": "ed25519",
+                                                 "private_key_path": str(path)})
+    public_file = tmp_path / "web.pem.pub"
+    assert result["changed"] is True and result["public_key_file"] == str(public_file)
+    assert stat.S_IMODE(os.stat(public_file).st_mode) == 0o644
+    line = public_file.read_text()
+    assert line.endswith(" web-prod\n") and line.count("\n") == 1
+    derived = public_key_from_private(path.read_bytes())
+    assert parse_public_key(line).identity() == derived.identity() == fake_ecs.store["web-prod"]["PublicKey"]
+    # The private key carries the same comment (OpenSSH format, no passphrase).
+    assert derived.comment == "web-prod"
+    # A second run changes nothing and leaves the file alone.
+    again, _out = run_module(ecs_keypair.main, {"name": "web-prod", "generate": "local", "key_type": "ed25519",
+                                                "private_key_path": str(path)})
+    assert again["changed"] is False and "public_key_file" not in again and public_file.read_text() == line
+    # Told not to, it writes none; check mode writes nothing at all.
+    result, _out = run_module(ecs_keypair.main, {"name": "db", "generate": "local", "private_key_path": str(tmp_path / "db"),
+                                                 "write_public_key": False})
+    assert result["changed"] is True and "public_key_file" not in result and not (tmp_path / "db.pub").exists()
+    run_module(ecs_keypair.main, {"name": "app", "generate": "local", "private_key_path": str(tmp_path / "app")}, check=True)
+    assert not (tmp_path / "app").exists() and not (tmp_path / "app.pub").exists()
+
+
+@pytest.mark.parametrize("planted", ["symlink", "directory"])
+def test_a_public_key_file_that_is_no_regular_file_is_refused_before_any_change(fake_ecs, run_module, tmp_path, planted):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("not yours\n")
+    if planted == "symlink":
+        (tmp_path / "id.pub").symlink_to(elsewhere)
+    else:
+        (tmp_path / "id.pub").mkdir()
+    result, _out = run_module(ecs_keypair.main, {"name": "web", "generate": "local", "private_key_path": str(tmp_path / "id")})
+    assert result["failed"] and "public key file" in result["msg"] and "write_public_key=false" in result["msg"]
+    assert mutations(fake_ecs.log) == [] and not (tmp_path / "id").exists() and elsewhere.read_text() == "not yours\n"
+    assert sorted(os.listdir(tmp_path)) == ["elsewhere", "id.pub"]
+
+
 def test_ed25519_with_a_passphrase_without_bcrypt_fails_clearly(fake_ecs, run_module, tmp_path):
     if has_bcrypt():
         pytest.skip("bcrypt is installed: OpenSSH's own encrypted format is available")
