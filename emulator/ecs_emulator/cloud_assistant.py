@@ -600,4 +600,3 @@ ACTIONS = {
     "DescribeSendFileResults": describe_send_file_results,
     "DescribeCloudAssistantStatus": describe_cloud_assistant_status,
 }
-

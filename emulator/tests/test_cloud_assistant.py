@@ -15,8 +15,11 @@ import time
 import pytest
 
 from support import REGION, ApiFailure, EmulatorProcess, Sdk3
+import test_podman_instances
 from ecs_emulator.podman_backend import sshd_banner
-from test_podman_instances import instance_image, podman  # noqa: F401  (a fixture)
+
+instance_image = test_podman_instances.instance_image  # the image fixture, shared
+podman = test_podman_instances.podman
 
 POOL = "127.0.42.0/28"
 
@@ -130,7 +133,7 @@ def test_run_command_checks_its_parameters_before_anything_runs(virtual):
 # --- real instances, SSH closed ----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def closed(instance_image, tmp_path_factory):  # noqa: F811
+def closed(instance_image, tmp_path_factory):  # pylint: disable=redefined-outer-name
     process = EmulatorProcess("--instances", "podman", "--ssh-closed", "--address-pool", POOL,
                               state_dir=str(tmp_path_factory.mktemp("ca")))
     process.start()

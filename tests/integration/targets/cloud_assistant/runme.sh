@@ -15,6 +15,8 @@ fleet="$python $here/files/ca_fleet.py"
 work=$(mktemp -d "${TMPDIR:-/tmp}/cloud_assistant.XXXXXX")
 export ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_NOCOLOR=1
 export ANSIBLE_SSH_ARGS="-o UserKnownHostsFile=/dev/null -o ControlMaster=no -o ControlPath=none -o IdentitiesOnly=yes"
+ssh_login=(ssh -o UserKnownHostsFile=/dev/null -o ControlPath=none -o IdentitiesOnly=yes -o BatchMode=yes
+           -o StrictHostKeyChecking=no)
 unset ANSIBLE_PYTHON_INTERPRETER
 
 cleanup() {
@@ -107,7 +109,7 @@ echo "API calls of authorized_keys_info: $($fleet calls "$mark")"
 
 step "open SSH: the added key logs in, and authorized_keys_info over SSH reports the same keys"
 $fleet open "$linux" >/dev/null
-login=$(ssh $ANSIBLE_SSH_ARGS -o BatchMode=yes -o StrictHostKeyChecking=no -i "$work/added" "ecs-user@$address" id -un)
+login=$("${ssh_login[@]}" -i "$work/added" "ecs-user@$address" id -un)
 [ "$login" = ecs-user ] || fail "the added key did not log in"
 # info.yml names its host; over SSH the host is the address.
 sed "s/- hosts: box/- hosts: all/" "$work/info.yml" >"$work/info_ssh.yml"
@@ -116,6 +118,33 @@ ansible-playbook -i "$address," -c ssh -u ecs-user --private-key "$work/added" "
   || { cat "$work/out"; fail "info over SSH"; }
 cmp -s "$work/keys_ca.json" "$work/keys_ssh.json" || fail "the keys differ between Cloud Assistant and SSH"
 grep -q ca-added "$work/keys_ca.json" || fail "the added key is not reported"
+
+step "recover_access: the only private key is gone; a new key goes in over Cloud Assistant, no restart"
+rm -f "$work/added"
+ssh-keygen -q -t ed25519 -N "" -C ca-recovered -f "$work/recovered"
+cat >"$work/recover_inventory.yml" <<YAML
+all:
+  hosts:
+    rbox:
+      ansible_host: $address
+      ecs_instance_id: $linux
+      ansible_python_interpreter: /usr/bin/python3
+YAML
+recover=(-i "$work/recover_inventory.yml" -e recover_hosts=rbox -e recover_user=ecs-user
+         -e "recover_public_key_file=$work/recovered.pub" -e "recover_private_key_file=$work/recovered")
+mark=$($fleet mark)
+ansible-playbook sshkeys.ecs.recover_access "${recover[@]}" >"$work/out" || { cat "$work/out"; fail "recover_access"; }
+grep -q "login proven over SSH" "$work/out" || { cat "$work/out"; fail "recover_access did not prove the login"; }
+calls=$($fleet calls "$mark")
+echo "API calls of recover_access: $calls"
+if echo "$calls" | grep -qE 'Reboot|Stop|Start|AttachKeyPair|DetachKeyPair'; then fail "recover_access restarted or re-keyed: $calls"; fi
+login=$("${ssh_login[@]}" -i "$work/recovered" "ecs-user@$address" id -un)
+[ "$login" = ecs-user ] || fail "the recovered key did not log in"
+ansible-playbook sshkeys.ecs.recover_access "${recover[@]}" >"$work/out" || { cat "$work/out"; fail "recover_access again"; }
+grep -q "changed=0" "$work/out" || { cat "$work/out"; fail "the second recover_access changed something"; }
+if ansible-playbook sshkeys.ecs.recover_access -i "$work/recover_inventory.yml" -e recover_hosts=rbox \
+  -e recover_public_key="-----BEGIN OPENSSH PRIVATE KEY-----" >"$work/out" 2>&1; then fail "a private key was taken"; fi
+grep -q "never a" "$work/out" || { cat "$work/out"; fail "bad input: unclear error"; }
 
 step "faults: Windows, stopped, timeout, throttling while polling"
 if ansible "${inv[@]}" windows_box -m ansible.builtin.ping >"$work/out" 2>&1; then fail "Windows answered"; fi
