@@ -55,9 +55,13 @@ options:
         E(ALIBABACLOUD_PROFILE) or E(ALICLOUD_PROFILE) names, is used when neither the options nor the
         environment hold an AccessKey.
       - Modes C(AK), C(StsToken), C(RamRoleArn) (the profile's AccessKey assumes C(ram_role_arn)),
-        C(ChainableRamRoleArn) (the credentials of C(source_profile) assume C(ram_role_arn)) and C(OIDC)
-        (the token of C(oidc_token_file) assumes C(ram_role_arn) through C(oidc_provider_arn)) are served;
-        any other mode fails naming it.
+        C(ChainableRamRoleArn) (the credentials of C(source_profile) assume C(ram_role_arn)), C(EcsRamRole)
+        (the instance's role C(ram_role_name), see O(ecs_role_name)) and C(OIDC) (the token of
+        C(oidc_token_file) assumes C(ram_role_arn) through C(oidc_provider_arn)) are served; any other mode
+        fails naming it.
+      - After the CLI profile file, the section of that name (else C(default)) of the official SDKs'
+        credentials file E(ALIBABA_CLOUD_CREDENTIALS_FILE), by default C(~/.alibabacloud/credentials)
+        (or C(credentials.ini) there), types C(access_key), C(ram_role_arn), C(ecs_ram_role) and C(oidc_role_arn).
       - The file is not read unless named by this option when E(ALIBABA_CLOUD_CLI_PROFILE_DISABLED) is V(true).
     type: str
     aliases: [profile]
@@ -110,6 +114,18 @@ options:
       external_id:
         description: The external ID the role's trust policy asks for.
         type: str
+  ecs_role_name:
+    description:
+      - The RAM role of the ECS instance this runs on; its temporary credentials are read from the
+        instance metadata service (a token first, then without one unless E(ALIBABA_CLOUD_IMDSV1_DISABLED)
+        is V(true)). Set as an option, this comes before the environment.
+      - Without any other credentials (options, environment, CLI profile file, credentials file), the
+        instance's role is used anyway, named by E(ALIBABA_CLOUD_ECS_METADATA) or E(ALICLOUD_ECS_ROLE_NAME)
+        or else asked of the metadata service, unless E(ALIBABA_CLOUD_ECS_METADATA_DISABLED) is V(true).
+      - E(ALIBABA_CLOUD_ECS_METADATA_ENDPOINT) (a URL; this collection's own variable, for tests and
+        proxies) replaces C(http://100.100.100.200).
+    type: str
+    aliases: [role_name]
   alicloud_sts_endpoint:
     description:
       - The STS endpoint used to assume roles, a host name (HTTPS) or a URL; an option of this

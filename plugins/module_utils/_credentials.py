@@ -13,13 +13,15 @@ Credentials: the first source of the chain that holds any wins, and is named in 
 in errors: the options (an AccessKey pair, or the profile option), the environment (an AccessKey
 pair, then OIDC: ALIBABA_CLOUD_ROLE_ARN, _OIDC_PROVIDER_ARN and _OIDC_TOKEN_FILE), the CLI profile
 file (the file's current profile, or ALIBABA_CLOUD_PROFILE's; modes AK, StsToken, RamRoleArn,
-ChainableRamRoleArn, OIDC). An AccessKey ID and its secret always come from the same source. The assume-role options then assume their role with what was found.
+ChainableRamRoleArn, EcsRamRole, OIDC), the credentials file (ini), and last the instance's RAM
+role from the metadata service. An AccessKey ID and its secret always come from the same source. The assume-role options then assume their role with what was found.
 Other values (region, endpoint): the option, then the first environment variable of its list
 that is set, then the CLI profile's region.
 """
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import Cre
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_validate import REGION_PATTERN
 from ansible_collections.sshkeys.ecs.plugins.module_utils._errors import SshKeysError
 from ansible_collections.sshkeys.ecs.plugins.module_utils._key_material import looks_like_private_key, quote_input
+from ansible_collections.sshkeys.ecs.plugins.module_utils._metadata import MetadataError, role_credentials
 from ansible_collections.sshkeys.ecs.plugins.module_utils._regular_file import UnsafeFileError, read_regular
 from ansible_collections.sshkeys.ecs.plugins.module_utils._sts import (
     DEFAULT_SESSION_NAME,
@@ -58,6 +61,14 @@ ENV_OIDC_TOKEN_FILE = "ALIBABA_CLOUD_OIDC_TOKEN_FILE"
 ENV_ROLE_SESSION_NAME = "ALIBABA_CLOUD_ROLE_SESSION_NAME"
 # A projected service account token is about 1 KiB; STS takes 20,000 characters at most.
 MAX_OIDC_TOKEN_FILE = 64 * 1024
+# The credentials file of the official SDKs (ini; the Go SDK and the issue name
+# ~/.alibabacloud/credentials, the Python one credentials.ini next to it: both are read).
+ENV_CREDENTIALS_FILE = "ALIBABA_CLOUD_CREDENTIALS_FILE"
+DEFAULT_CREDENTIALS_FILES = (os.path.join("~", ".alibabacloud", "credentials"),
+                             os.path.join("~", ".alibabacloud", "credentials.ini"))
+# The instance's RAM role: its name (else the metadata service says it), and the switch off.
+ENV_ECS_ROLE_NAME = ("ALIBABA_CLOUD_ECS_METADATA", "ALICLOUD_ECS_ROLE_NAME")
+ENV_METADATA_DISABLED = "ALIBABA_CLOUD_ECS_METADATA_DISABLED"
 # The name alibaba.alicloud reads for its shared_credentials_file option.
 ENV_SHARED_CREDENTIALS_FILE = ("ALICLOUD_SHARED_CREDENTIALS_FILE",)
 # The option each list stands in for.
@@ -112,20 +123,6 @@ def from_environment(options: Mapping[str, Any], environ: Mapping[str, str], opt
     return None
 
 
-def read_cli_profile(path: str, name: Optional[str]) -> dict:
-    """A profile of the Alibaba Cloud CLI's config.json ({} when the file or, unnamed, the
-    current profile is absent), with ``_name`` (the profile's name) and ``_document`` (the whole
-    file, for source profiles) added."""
-    data = _profile_document(path)
-    wanted = name or data.get("current") or "default"
-    profile = _profile_named(data, wanted)
-    if profile is None:
-        if name:
-            raise CredentialError(f"profile {quote_input(name)} is not in the Alibaba Cloud CLI profile file {path}")
-        return {}
-    return dict(profile, _name=wanted, _document=data)
-
-
 def _profile_named(data: dict, name: str) -> Optional[dict]:
     profiles = data.get("profiles") or []
     return next((p for p in profiles if isinstance(p, dict) and p.get("name") == name), None)
@@ -170,17 +167,32 @@ class Resolver:
         disabled = str(environ.get(ENV_PROFILE_DISABLED, "")).lower() in TRUE_WORDS
         self.profile_enabled = not disabled
         self._profile: Optional[dict] = None
+        self.unmatched_profile: Optional[str] = None
 
     def value(self, option: str) -> Any:
         return from_environment(self.options, self.environ, option)
 
     def profile(self) -> dict:
-        """The selected CLI profile ({} when disabled or absent); read once."""
+        """The selected CLI profile ({} when disabled or absent); read once. A profile named (by
+        the option or the environment) that the file lacks is remembered: the credentials file
+        may hold a section of that name, else it is an error."""
         if self._profile is None:
             self._profile = {}
             if self.profile_enabled or self.options.get("alicloud_profile"):
-                self._profile = read_cli_profile(self.profile_file, self.value("alicloud_profile"))
+                name = self.value("alicloud_profile")
+                data = _profile_document(self.profile_file)
+                wanted = name or data.get("current") or "default"
+                found = _profile_named(data, wanted)
+                if found is not None:
+                    self._profile = dict(found, _name=wanted, _document=data)
+                elif name:
+                    self.unmatched_profile = name
         return self._profile
+
+    def unmatched_profile_error(self, credentials_file: Optional[str]) -> CredentialError:
+        also = f" nor is it a section of the credentials file {credentials_file}" if credentials_file else ""
+        return CredentialError(f"profile {quote_input(self.unmatched_profile or '')} is not in the Alibaba Cloud CLI "
+                               f"profile file {self.profile_file}{also}")
 
     def region(self) -> Optional[str]:
         return self.value("alicloud_region") or self.profile().get("region_id") or None
@@ -189,16 +201,26 @@ class Resolver:
 
     def base(self, region: Optional[str]) -> Resolved:
         """The first source of the chain that holds credentials."""
-        for step in (self.from_options, self.from_profile_option, self.from_environment, self.from_oidc_environment,
-                     self.from_profile):
+        for step in (self.from_options, self.from_role_name_option, self.from_profile_option, self.from_environment,
+                     self.from_oidc_environment, self.from_profile, self.from_credentials_file):
             found = step(region)
             if found is not None:
                 return found
+        # Last, and only when nothing above holds credentials: the instance's RAM role.
+        why = "it is turned off by ALIBABA_CLOUD_ECS_METADATA_DISABLED"
+        if str(self.environ.get(ENV_METADATA_DISABLED, "")).lower() not in TRUE_WORDS:
+            role = next((self.environ[name] for name in ENV_ECS_ROLE_NAME if self.environ.get(name)), None)
+            try:
+                return self.from_metadata(role, "the ECS instance's RAM role (metadata service)")
+            except MetadataError as exc:
+                why = str(exc)
         raise CredentialError(
-            "no Alibaba Cloud credentials: set alicloud_access_key and alicloud_secret_key, or "
+            f"no Alibaba Cloud credentials (and none from the ECS metadata service: {why}): "
+            "set alicloud_access_key and alicloud_secret_key, or "
             f"{ENV_ACCESS_KEY[0]} and {ENV_SECRET_KEY[0]}, or a profile in {self.profile_file} "
-            f"(modes AK, StsToken, RamRoleArn, ChainableRamRoleArn, OIDC), or {ENV_OIDC_ROLE_ARN}, "
-            f"{ENV_OIDC_PROVIDER_ARN} and {ENV_OIDC_TOKEN_FILE}")
+            f"(modes AK, StsToken, RamRoleArn, ChainableRamRoleArn, EcsRamRole, OIDC), or {ENV_OIDC_ROLE_ARN}, "
+            f"{ENV_OIDC_PROVIDER_ARN} and {ENV_OIDC_TOKEN_FILE}, or a section of {ENV_CREDENTIALS_FILE} "
+            "(~/.alibabacloud/credentials), or run on an ECS instance with a RAM role")
 
     def from_options(self, region: Optional[str]) -> Optional[Resolved]:
         key, secret = self.options.get("alicloud_access_key"), self.options.get("alicloud_secret_key")
@@ -215,11 +237,80 @@ class Resolver:
                                   "alicloud_access_key is not (the ID is taken from the same place as its secret)")
         return Resolved(Credentials(key, secret, token), "the options alicloud_access_key and alicloud_secret_key")
 
+    def from_role_name_option(self, region: Optional[str]) -> Optional[Resolved]:
+        role = self.options.get("ecs_role_name")
+        if not role:
+            return None
+        return self.metadata_or_fail(role, "the option ecs_role_name (metadata service)")
+
+    def metadata_or_fail(self, role: Optional[str], source: str) -> Resolved:
+        try:
+            return self.from_metadata(role, source)
+        except MetadataError as exc:
+            raise CredentialError(f"{exc} ({source})") from None
+
+    def from_metadata(self, role: Optional[str], source: str) -> Resolved:
+        temporary, name = role_credentials(self.environ, role)
+        return Resolved(temporary.credentials, f"{source}, role {quote_input(name)}", temporary.expiration)
+
+    def from_credentials_file(self, region: Optional[str]) -> Optional[Resolved]:
+        """A section of the official SDKs' ini credentials file: the profile's name, else default."""
+        explicit = self.environ.get(ENV_CREDENTIALS_FILE)
+        paths = [explicit] if explicit else list(DEFAULT_CREDENTIALS_FILES)
+        for path in (os.path.expanduser(p) for p in paths):
+            try:
+                raw = read_regular(path, f"the Alibaba Cloud credentials file {path}", limit=MAX_PROFILE_FILE)
+            except UnsafeFileError as exc:
+                if exc.reason == "missing" and not explicit:
+                    continue
+                raise CredentialError(f"{exc} ({ENV_CREDENTIALS_FILE})" if explicit else str(exc)) from None
+            found = self.credentials_file_section(path, raw, region)
+            if found is None and self.unmatched_profile:
+                raise self.unmatched_profile_error(path)
+            return found
+        if self.unmatched_profile:
+            raise self.unmatched_profile_error(None)
+        return None
+
+    def credentials_file_section(self, path: str, raw: bytes, region: Optional[str]) -> Optional[Resolved]:
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read_string(raw.decode("utf-8"), source=path)
+        except (configparser.Error, UnicodeDecodeError) as exc:
+            raise CredentialError(f"cannot read the Alibaba Cloud credentials file {path}: {type(exc).__name__}") from None
+        name = self.value("alicloud_profile") or "default"
+        if not parser.has_section(name):
+            return None
+        section = dict(parser.items(name))
+        kind = section.get("type") or ""
+        source = f"section [{name}] (type {kind}) of {path}"
+        if kind in ("access_key", "ram_role_arn"):
+            key, secret = section.get("access_key_id"), section.get("access_key_secret")
+            if not key or not secret:
+                raise CredentialError(f"{source} has no {'access_key_secret' if key else 'access_key_id'}: "
+                                      f"the {'secret' if key else 'AccessKey ID'} is missing")
+            base = Resolved(Credentials(key, secret), source)
+            if kind == "access_key":
+                return base
+            return self.assume(base, ini_role(section, source), region)
+        if kind == "ecs_ram_role":
+            return self.metadata_or_fail(section.get("role_name") or None, f"{source} (metadata service)")
+        if kind == "oidc_role_arn":
+            provider, token_file = section.get("oidc_provider_arn"), section.get("oidc_token_file_path")
+            if not provider or not token_file:
+                raise CredentialError(f"{source} needs oidc_provider_arn and oidc_token_file_path")
+            return self.assume_oidc(provider, token_file, ini_role(section, source), region, source)
+        raise CredentialError(f"{source}: type {quote_input(kind)} is not supported by this collection (it serves "
+                              "access_key, ram_role_arn, ecs_ram_role and oidc_role_arn)")
+
     def from_profile_option(self, region: Optional[str]) -> Optional[Resolved]:
         """A profile named by the profile option is a source of the options: it comes first."""
         if not self.options.get("alicloud_profile"):
             return None
-        return self.from_profile(region)
+        found = self.from_profile(region)
+        if found is None and self.unmatched_profile:
+            found = self.from_credentials_file(region)
+        return found
 
     def from_environment(self, region: Optional[str]) -> Optional[Resolved]:
         key_name = next((name for name in ENV_ACCESS_KEY if self.environ.get(name)), None)
@@ -302,6 +393,8 @@ class Resolver:
             base = self.profile_credentials(dict(parent, _name=wanted, _document=profile["_document"]), region,
                                             depth + 1)
             return self.assume(base, profile_role(profile, source), region, profile.get("sts_region"))
+        if mode == "EcsRamRole":
+            return self.metadata_or_fail(profile.get("ram_role_name") or None, f"{source} (metadata service)")
         if mode == "OIDC":
             provider, token_file = profile.get("oidc_provider_arn"), profile.get("oidc_token_file")
             if not isinstance(provider, str) or not provider or not isinstance(token_file, str) or not token_file:
@@ -310,7 +403,7 @@ class Resolver:
                                     profile.get("sts_region"))
         raise CredentialError(
             f"{source}: mode {quote_input(mode)} is not supported by this collection (it serves AK, StsToken, "
-            "RamRoleArn, ChainableRamRoleArn and OIDC); give an AccessKey (alicloud_access_key and alicloud_secret_key), "
+            "RamRoleArn, ChainableRamRoleArn, EcsRamRole and OIDC); give an AccessKey (alicloud_access_key and alicloud_secret_key), "
             "or a role to assume on top of one (alicloud_assume_role_arn), or a profile in one of those modes")
 
     # -- roles -------------------------------------------------------------------------------
@@ -374,6 +467,15 @@ def profile_role(profile: dict, source: str) -> RoleRequest:
         raise CredentialError(f"{source}: expired_seconds is not a number") from None
     return RoleRequest(arn, str(profile.get("ram_session_name") or DEFAULT_SESSION_NAME), duration,
                        profile.get("policy") or None, profile.get("external_id") or None, source=source)
+
+
+def ini_role(section: Mapping[str, str], source: str) -> RoleRequest:
+    """The role a ram_role_arn or oidc_role_arn section of the credentials file names."""
+    arn = section.get("role_arn")
+    if not arn:
+        raise CredentialError(f"{source} has no role_arn")
+    return RoleRequest(arn, section.get("role_session_name") or DEFAULT_SESSION_NAME, None,
+                       section.get("policy") or None, source=source)
 
 
 def resolve(options: Mapping[str, Any], environ: Mapping[str, str],

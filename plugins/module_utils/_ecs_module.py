@@ -55,6 +55,7 @@ def ecs_argument_spec() -> dict:
             external_id=dict(type="str", no_log=True),
         )),
         alicloud_sts_endpoint=dict(type="str", aliases=["sts_endpoint"]),
+        ecs_role_name=dict(type="str", aliases=["role_name"]),
         ecs_endpoint=dict(type="str", aliases=["endpoint"]),
         ecs_endpoint_type=dict(type="str", choices=["public", "vpc"]),
         ecs_signature_version=dict(type="str", default=SETTING_DEFAULTS["ecs_signature_version"],

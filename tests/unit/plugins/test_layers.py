@@ -127,9 +127,10 @@ ALLOWED = {
     "_ecs_shape": {"_errors", "_openssh", "_key_material"},
     # Credentials serve the inventory too: no AnsibleModule, no module base below them.
     "_credentials": {"_ecs_client", "_ecs_validate", "_errors", "_key_material", "_regular_file", "_file_kinds",
-                     "_endpoints", "_sts"},
+                     "_endpoints", "_sts", "_metadata"},
     # Temporary credentials: the signer below them, nothing of the credentials chain above.
     "_sts": {"_ecs_client", "_errors", "_key_material", "_endpoints"},
+    "_metadata": {"_sts", "_ecs_client", "_errors", "_key_material", "_endpoints"},
 }
 
 

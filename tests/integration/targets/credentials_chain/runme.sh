@@ -2,7 +2,8 @@
 # The credentials chain end to end against the emulator's ECS and STS: playbooks that give no
 # AccessKey create, list and delete key pairs with a CLI profile in RamRoleArn mode, a
 # ChainableRamRoleArn profile, the assume-role variables on top of an AccessKey of the
-# environment, and an OIDC token file (RRSA); each run at -vvv names its source, and no secret, token or temporary key of the
+# environment, an OIDC token file (RRSA), only the metadata service of an instance with a RAM
+# role, and a ram_role_arn section of the credentials file; each run at -vvv names its source, and no secret, token or temporary key of the
 # emulator shows in any output. Temporary credentials that expired fail naming their source;
 # an AccessKey ID without its secret fails saying the secret is missing.
 # Run by ansible-test (`ansible-test integration credentials_chain`) against the emulator of
@@ -24,7 +25,7 @@ cleanup() {
 trap cleanup EXIT
 export ANSIBLE_NOCOLOR=1
 
-step() { echo "=== $*"; }
+step() { echo "=== $(date +%T) $*"; }
 fail() { echo "FAILED: $*" >&2; exit 1; }
 
 # The base AccessKey of the emulator's first account, then nothing of it left in the environment.
@@ -53,7 +54,10 @@ no_secret_in() {
 # run_keypairs NAME EXPECTED_SOURCE: the playbook at -vvv, its source named in its results.
 run_keypairs() {
   local log=$work/$1.log
-  ansible-playbook -vvv "$here/files/keypairs.yml" -e "keypair_name=$1 key_dir=$work" -e "expected_source='$2'" >"$log" 2>&1 \
+  local extra
+  extra=$("$python" -c 'import json, sys; print(json.dumps(dict(zip(("keypair_name", "key_dir", "expected_source"), sys.argv[1:]))))' \
+    "$1" "$work" "$2")
+  ansible-playbook -vvv "$here/files/keypairs.yml" -e "$extra" >"$log" 2>&1 \
     || { tail -40 "$log"; fail "the playbook of $1 failed"; }
   grep -qF "\"credentials_source\": \"$2\"" "$log" || fail "$1: -vvv does not name the source $2"
   no_secret_in "$log"
@@ -143,5 +147,32 @@ start_private oidc --accounts "$work/oidc-accounts.json"
     "role acs:ram::$oidc_uid:role/ci-pods assumed with the OIDC environment (ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_TOKEN_FILE)"
   if grep -qF -- "$(cat "$work/oidc-token")" "$work/cc-oidc.log"; then fail "the OIDC token shows in the output"; fi
 )
+
+step "only the ECS metadata service: the instance's RAM role, asked last"
+start_private metadata --metadata-listen 127.0.0.1:0 --metadata-role ci-instance
+metadata_endpoint=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["metadata_endpoint"])' "$private_ready")
+metadata_uid=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["accounts"][0]["uid"])' "$private_ready")
+(
+  export ALIBABA_CLOUD_ECS_ENDPOINT=$private_endpoint ECS_EMULATOR_READY_FILE=$private_ready
+  export ECS_EMULATOR_ADMIN_TOKEN=$private_token ALIBABA_CLOUD_REGION_ID=$region
+  export ALIBABA_CLOUD_ECS_METADATA_ENDPOINT=$metadata_endpoint
+  unset ALIBABA_CLOUD_ECS_METADATA_DISABLED
+  run_keypairs cc-metadata "the ECS instance's RAM role (metadata service), role 'ci-instance'"
+  # The credentials are the role's, in the instance's account.
+  grep -q "acs:ram::$metadata_uid:role/ci-instance" <<<"$("$python" "$here/files/sts_secrets.py" --roles)" \
+    || fail "the metadata service did not hand out the role's credentials"
+)
+
+step "the official SDKs' credentials file: a ram_role_arn section"
+cat >"$work/credentials" <<INI
+[default]
+type = ram_role_arn
+access_key_id = $base_id
+access_key_secret = $base_secret
+role_arn = acs:ram::$uid:role/from-ini
+role_session_name = ini-session
+INI
+ALIBABA_CLOUD_CREDENTIALS_FILE=$work/credentials ALIBABA_CLOUD_REGION_ID=$region run_keypairs cc-ini \
+  "role acs:ram::$uid:role/from-ini assumed with section [default] (type ram_role_arn) of $work/credentials"
 
 echo "credentials_chain: all steps passed"

@@ -248,3 +248,148 @@ def test_oidc_profile_and_a_missing_token_file(tmp_path, oidc_sts):
     token.write_text("a.b.c")
     connection = resolve_connection(REGION, ENV, profile_file=path)
     assert oidc_sts.calls[0]["RoleSessionName"] == "ansible" and "profile 'o' (OIDC)" in connection.source
+
+
+# --- the instance metadata service and the credentials file ----------------------------------
+
+
+class FakeMetadata:
+    """A metadata service on a free local port: tokens optional (or refused), one role."""
+
+    def __init__(self, token_support: bool = True) -> None:
+        import http.server
+        import threading
+        fake = self
+        self.requests: list = []
+        self.token_support = token_support
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def answer(self, status, body):
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_PUT(self):
+                fake.requests.append(("PUT", self.path, self.headers.get("X-aliyun-ecs-metadata-token-ttl-seconds")))
+                self.answer(200, "tok-1") if fake.token_support else self.answer(404, "")
+
+            def do_GET(self):
+                fake.requests.append(("GET", self.path, self.headers.get("X-aliyun-ecs-metadata-token")))
+                if self.path == "/latest/meta-data/ram/security-credentials/":
+                    self.answer(200, "InstanceRole")
+                elif self.path == "/latest/meta-data/ram/security-credentials/InstanceRole":
+                    self.answer(200, json.dumps({"Code": "Success", "AccessKeyId": "STS.meta", "AccessKeySecret": "meta-s",
+                                                 "SecurityToken": "meta-token", "Expiration": "2099-01-01T00:00:00Z"}))
+                else:
+                    self.answer(404, "")
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def metadata():
+    fake = FakeMetadata()
+    yield fake
+    fake.close()
+
+
+def test_the_instance_role_is_the_last_resort(metadata):
+    environ = {"ALIBABA_CLOUD_ECS_METADATA_ENDPOINT": metadata.url}
+    connection = resolve_connection(REGION, environ, profile_file="/nonexistent")
+    assert (connection.credentials.access_key_id, connection.credentials.security_token) == ("STS.meta", "meta-token")
+    assert connection.source == "the ECS instance's RAM role (metadata service), role 'InstanceRole'"
+    # The token first (with its TTL), then each read with it.
+    assert metadata.requests[0] == ("PUT", "/latest/api/token", "21600")
+    assert all(token == "tok-1" for method, _path, token in metadata.requests[1:])
+
+
+def test_the_instance_role_is_not_asked_when_anything_else_holds_credentials(metadata):
+    environ = {"ALIBABA_CLOUD_ECS_METADATA_ENDPOINT": metadata.url, "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI-e",
+               "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "s"}
+    assert resolve_connection(REGION, environ, profile_file="/nonexistent").credentials.access_key_id == "LTAI-e"
+    assert metadata.requests == []
+
+
+def test_the_role_name_option_comes_first(metadata):
+    environ = {"ALIBABA_CLOUD_ECS_METADATA_ENDPOINT": metadata.url, "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI-e",
+               "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "s"}
+    connection = resolve_connection(dict(REGION, ecs_role_name="InstanceRole"), environ)
+    assert connection.credentials.access_key_id == "STS.meta" and "option ecs_role_name" in connection.source
+    assert ("GET", "/latest/meta-data/ram/security-credentials/", "tok-1") not in metadata.requests
+    with pytest.raises(CredentialError, match="refused the credentials of role 'Other'"):
+        resolve_connection(dict(REGION, ecs_role_name="Other"), environ)
+
+
+def test_without_tokens_the_v1_way_unless_disabled():
+    fake = FakeMetadata(token_support=False)
+    try:
+        environ = {"ALIBABA_CLOUD_ECS_METADATA_ENDPOINT": fake.url}
+        assert resolve_connection(REGION, environ, profile_file="/nonexistent").credentials.access_key_id == "STS.meta"
+        assert all(token is None for method, _path, token in fake.requests if method == "GET")
+        with pytest.raises(CredentialError, match="ALIBABA_CLOUD_IMDSV1_DISABLED forbids"):
+            resolve_connection(REGION, dict(environ, ALIBABA_CLOUD_IMDSV1_DISABLED="true"), profile_file="/nonexistent")
+    finally:
+        fake.close()
+
+
+def test_no_credentials_says_why_the_metadata_service_gave_none():
+    with pytest.raises(CredentialError) as caught:
+        resolve_connection(REGION, {"ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"}, profile_file="/nonexistent")
+    assert "no Alibaba Cloud credentials" in str(caught.value) and "turned off" in str(caught.value)
+    with pytest.raises(CredentialError) as caught:
+        resolve_connection(REGION, {"ALIBABA_CLOUD_ECS_METADATA_ENDPOINT": "http://127.0.0.1:9"},
+                           profile_file="/nonexistent")
+    assert "did not answer" in str(caught.value) and "is this an ECS instance" in str(caught.value)
+
+
+def test_ecs_ram_role_profile(tmp_path, metadata):
+    path = profile_file(tmp_path, [{"name": "e", "mode": "EcsRamRole", "ram_role_name": "InstanceRole"}], "e")
+    connection = resolve_connection(REGION, {"ALIBABA_CLOUD_ECS_METADATA_ENDPOINT": metadata.url}, profile_file=path)
+    assert connection.credentials.access_key_id == "STS.meta" and "profile 'e' (EcsRamRole)" in connection.source
+
+
+def write_ini(tmp_path, text, name="credentials"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_credentials_file_sections(tmp_path, sts, metadata):
+    path = write_ini(tmp_path, "[default]\ntype = access_key\naccess_key_id = LTAI-ini\naccess_key_secret = ini-s\n"
+                               "[ci]\ntype = ram_role_arn\naccess_key_id = LTAI-base\naccess_key_secret = base-secret\n"
+                               "role_arn = acs:ram::123:role/ini\nrole_session_name = from-ini\n"
+                               "[vm]\ntype = ecs_ram_role\nrole_name = InstanceRole\n"
+                               "[sso]\ntype = cloud_sso\n")
+    environ = dict(ENV, ALIBABA_CLOUD_CREDENTIALS_FILE=path, ALIBABA_CLOUD_ECS_METADATA_ENDPOINT=metadata.url)
+    connection = resolve_connection(REGION, environ, profile_file="/nonexistent")
+    assert connection.credentials.access_key_id == "LTAI-ini"
+    assert connection.source == f"section [default] (type access_key) of {path}"
+    connection = resolve_connection(REGION, dict(environ, ALIBABA_CLOUD_PROFILE="ci"), profile_file="/nonexistent")
+    assert sts.calls[-1]["query"]["RoleSessionName"] == "from-ini" and connection.credentials.security_token
+    connection = resolve_connection(REGION, dict(environ, ALIBABA_CLOUD_PROFILE="vm"), profile_file="/nonexistent")
+    assert connection.credentials.access_key_id == "STS.meta"
+    with pytest.raises(CredentialError, match="type 'cloud_sso' is not supported"):
+        resolve_connection(REGION, dict(environ, ALIBABA_CLOUD_PROFILE="sso"), profile_file="/nonexistent")
+
+
+def test_the_default_credentials_file_and_its_ini_twin(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".alibabacloud").mkdir()
+    write_ini(tmp_path / ".alibabacloud", "[default]\ntype = access_key\naccess_key_id = LTAI-twin\n"
+                                          "access_key_secret = s\n", "credentials.ini")
+    environ = {"ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true"}
+    assert resolve_connection(REGION, environ, profile_file="/nonexistent").credentials.access_key_id == "LTAI-twin"
+    write_ini(tmp_path / ".alibabacloud", "[default]\ntype = access_key\naccess_key_id = LTAI-first\n")
+    with pytest.raises(CredentialError, match="has no access_key_secret: the secret is missing"):
+        resolve_connection(REGION, environ, profile_file="/nonexistent")
