@@ -173,6 +173,29 @@ options:
     type: str
     choices: [public_ip, private_ip]
     default: public_ip
+  cloud_assistant_connection:
+    description:
+      - Which Linux instances Ansible reaches through the P(sshkeys.ecs.cloud_assistant#connection)
+        connection (the ECS API's Cloud Assistant, no SSH) instead of SSH. For them the inventory sets
+        C(ansible_connection), C(ansible_ecs_instance_id) and C(ansible_alicloud_region); the connection
+        takes its credentials from its own variables, the environment or the CLI profile.
+      - V(never) leaves every host to SSH; V(tagged) takes the instances with the tag O(cloud_assistant_tag);
+        V(no_address) the instances without an address for C(ansible_host); V(all) every Linux instance.
+    type: str
+    choices: [never, tagged, no_address, all]
+    default: never
+  cloud_assistant_tag:
+    description:
+      - The tag that opts an instance in with O(cloud_assistant_connection=tagged), as a dictionary of
+        one key and its value (an empty value matches any value).
+    type: dict
+    default: {sshkeys-ecs-connection: cloud_assistant}
+  cloud_assistant_status:
+    description:
+      - Ask DescribeCloudAssistantStatus (50 instances a call) whether each instance's Cloud Assistant
+        agent runs; sets C(ecs_cloud_assistant_running) and the group C(cloud_assistant_running).
+    type: bool
+    default: false
 notes:
   - >-
     Host variables: C(ecs_instance_id), C(ecs_instance_name), C(ecs_host_name), C(ecs_status)
@@ -241,10 +264,15 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._credentials import (
     from_environment,
     resolve_connection,
 )
-from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_api import describe_instances
+from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_api import cloud_assistant_status, describe_instances
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_client import EcsApiError
 from ansible_collections.sshkeys.ecs.plugins.plugin_utils._ecs_inventory import (
     ANSIBLE_HOST_SOURCES,
+    CLOUD_ASSISTANT_RUNNING_GROUP,
+    cloud_assistant_tag,
+    cloud_assistant_variables,
+    mark_agents,
+    uses_cloud_assistant,
     Filters,
     InventoryConfigError,
     builtin_groups,
@@ -335,6 +363,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             connection = resolve_connection(options, os.environ)
         except CredentialError as exc:
             raise AnsibleParserError(f"sshkeys.ecs.ecs inventory: {exc}") from None
+        # Which source of the credentials chain was used, at -vvv as the modules say it (never a secret).
+        self.display.vvv(f"sshkeys.ecs.ecs inventory: credentials from {connection.source}")
         return connection, regions or [connection.region]
 
     # -- reading the API -----------------------------------------------------------------------
@@ -344,7 +374,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         connection, regions = self._connection()
         # The cache entry names what it answers: regions, endpoint, account and filters.
         query_id = "|".join((",".join(regions), str(connection.endpoint),
-                             connection.credentials.access_key_id, filters.fingerprint()))
+                             connection.credentials.access_key_id, filters.fingerprint(),
+                             "agents" if self.get_option("cloud_assistant_status") else ""))
         use_cache = bool(self.get_option("cache"))
         cache_key = self.get_cache_key(path)
         if use_cache and cache:
@@ -385,7 +416,15 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     if host["instance_id"] not in seen:
                         seen.add(host["instance_id"])
                         hosts.append(host)
-            self.display.vvv(f"sshkeys.ecs.ecs: region {region}: {client.calls} DescribeInstances calls")
+            if self.get_option("cloud_assistant_status"):
+                in_region = [h for h in hosts if h["region"] == region]
+                try:
+                    mark_agents(in_region, cloud_assistant_status(client, [h["instance_id"] for h in in_region])
+                                if in_region else {})
+                except EcsApiError as error:
+                    raise AnsibleParserError(f"sshkeys.ecs.ecs inventory: cannot read the Cloud Assistant status "
+                                             f"of region {region}: {error}") from None
+            self.display.vvv(f"sshkeys.ecs.ecs: region {region}: {client.calls} API calls")
         return hosts
 
     # -- building the inventory ----------------------------------------------------------------
@@ -393,6 +432,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _populate(self, hosts: List[Dict[str, Any]], hostnames: List[str], source: str) -> None:
         strict = self.get_option("strict")
         extra_vars = self._vars if self.get_option("use_extra_vars") else None
+        mode = self.get_option("cloud_assistant_connection")
+        try:
+            tag = cloud_assistant_tag(self.get_option("cloud_assistant_tag"))
+        except InventoryConfigError as exc:
+            raise AnsibleParserError(f"sshkeys.ecs.ecs inventory: {exc}") from None
         taken: Dict[str, str] = {}
         for host in hosts:
             name, warning = choose_hostname(host, hostnames, taken)
@@ -401,9 +445,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             taken[name] = host["instance_id"]
             self.inventory.add_host(name)
             variables = host_variables(host, source)
+            if uses_cloud_assistant(host, mode, tag, source):
+                variables.update(cloud_assistant_variables(host))
             for key, value in variables.items():
                 self.inventory.set_variable(name, key, value)
-            for group in builtin_groups(host):
+            groups = builtin_groups(host)
+            if host.get("cloud_assistant_running"):
+                groups.append(CLOUD_ASSISTANT_RUNNING_GROUP)
+            for group in groups:
                 self.inventory.add_group(group)
                 self.inventory.add_child(group, name)
             if extra_vars:

@@ -248,6 +248,14 @@ def test_security_token_travels_in_its_header(tmp_path, monkeypatch):
     assert fake.requests[0]["headers"]["x-acs-security-token"] == TOKEN
 
 
+def test_the_source_of_the_credentials_shows_at_vvv(tmp_path):
+    messages = []
+    run(tmp_path, FakeEcs(fleet()), dict(BASE, alicloud_security_token=TOKEN),
+        shown=lambda msg, *args, **kwargs: messages.append(msg))
+    assert "sshkeys.ecs.ecs inventory: credentials from the options alicloud_access_key and alicloud_secret_key" in messages
+    assert not any(SECRET in m or TOKEN in m for m in messages)
+
+
 def test_a_token_is_taken_with_its_access_key(tmp_path, monkeypatch):
     """The AccessKey of the options goes with the options' token only: a token of the environment
     belongs to the environment's AccessKey (issue 19: credentials from two places got mixed)."""
