@@ -65,7 +65,7 @@ _KEY_TYPE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._+]*-[A-Za-z0-9@._+-]*")  # e
 # The usual line: type, one space, base64, and a comment after one space (or none). A comment
 # that starts with a space or tab, or a line with anything else, takes the general path.
 _COMMON_LINE = re.compile(r"([A-Za-z0-9][A-Za-z0-9@._+]*-[A-Za-z0-9@._+-]*) ([A-Za-z0-9+/]+={0,2})"
-                          r"(?: ([^ \t\r][^\r]*?))?")
+                          r"(?: ([^ \t\r][^\r]*))?")
 _BASE64_RE = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 _WHITESPACE = " \t"
 _FIELDS_RE = re.compile(r"[ \t]+")
@@ -146,9 +146,13 @@ def _check_key_data(key_type: str, key_base64: str, checked: bool = False) -> Tu
         return None, "the key data is not base64"
     if len(key_base64) % 4:
         return None, "the key data is not valid base64"
-    prefix, rest, size = _PREFIXES.get(key_type) or _type_prefix(key_type)
-    if not (key_base64.startswith(prefix) and len(key_base64) // 4 * 3 - key_base64.count("=", -2) >= size
-            and (not rest or binascii.a2b_base64(key_base64[len(prefix):len(prefix) + 4]).startswith(rest))):
+    prefix, next_chars, width, size = _PREFIXES.get(key_type) or _type_prefix(key_type)
+    start = len(prefix)
+    # Past the first group after the prefix the blob is longer than the type's head: the size
+    # needs counting only for data that short.
+    if not (key_base64.startswith(prefix)
+            and (len(key_base64) > start + 4 or len(key_base64) // 4 * 3 - key_base64.count("=", -2) >= size)
+            and (not width or key_base64[start:start + width] in next_chars)):
         return None, _key_data_problem(key_type, key_base64)
     if key_base64[-1] == "=" and key_base64[-2 if key_base64[-2] != "=" else -3] not in _CANONICAL_BEFORE_PAD[
             key_base64[-2] == "="]:
@@ -164,15 +168,25 @@ _CANONICAL_BEFORE_PAD = {True: frozenset(_ALPHABET[::16]), False: frozenset(_ALP
 _PREFIXES: dict = {}
 
 
-def _type_prefix(key_type: str) -> Tuple[str, bytes, int]:
-    """(base64 text every blob of this type starts with, the bytes of the next group it must
-    start with, the blob's least size) for the type name and its length field."""
+def _type_prefix(key_type: str) -> Tuple[str, frozenset, int, int]:
+    """(base64 text every blob of this type starts with, the texts the next characters may be,
+    how many characters those are, the blob's least size) for the type name and its length field.
+
+    The head (length and name) rarely fills whole base64 groups: its last one or two bytes
+    fix the next two or three characters but for a few low bits, so the texts those characters
+    may take are listed once, and a line is checked by a set lookup instead of a decode.
+    """
     cached = _PREFIXES.get(key_type)
     if cached is None:
         encoded = key_type.encode("ascii", "replace")
         head = struct.pack(">I", len(encoded)) + encoded
         whole = len(head) // 3 * 3
-        cached = (binascii.b2a_base64(head[:whole], newline=False).decode("ascii"), head[whole:], len(head))
+        rest = head[whole:]
+        next_chars = frozenset(
+            binascii.b2a_base64(rest + bytes((following,)) + bytes(2 - len(rest)), newline=False)[:len(rest) + 1]
+            .decode("ascii") for following in range(256)) if rest else frozenset()
+        cached = (binascii.b2a_base64(head[:whole], newline=False).decode("ascii"), next_chars,
+                  len(rest) + 1 if rest else 0, len(head))
         if len(_PREFIXES) < 256:  # a file of made-up type names must not grow this without end
             _PREFIXES[key_type] = cached
     return cached
@@ -429,11 +443,22 @@ class AuthorizedKeys:
     def parse(cls, text: str) -> "AuthorizedKeys":
         pieces = text.split("\n")
         last = pieces.pop()  # what follows the final newline: "" unless the last line has none
-        classify = _classify
-        lines = [classify(piece[:-1], "\r\n", number) if piece.endswith("\r") else classify(piece, "\n", number)
-                 for number, piece in enumerate(pieces, start=1)]
+        lines = []
+        keep = lines.append
+        common_line, check, new_line = _COMMON_LINE.fullmatch, _check_key_data, KeyLine
+        for number, piece in enumerate(pieces, start=1):
+            # _classify's fast path written out here: in a file of many thousands of lines the
+            # call per line is a sizeable share of the whole read.
+            common = common_line(piece)
+            if common is not None:
+                key_type, key_base64, comment = common.groups()
+                ident = check(key_type, key_base64, True)[0]
+                if ident is not None:
+                    keep(new_line(piece, "\n", "key", None, key_type, key_base64, comment or None, None, number, ident))
+                    continue
+            keep(_classify(piece[:-1], "\r\n", number) if piece.endswith("\r") else _classify(piece, "\n", number))
         if last:
-            lines.append(classify(last, "", len(pieces) + 1))
+            keep(_classify(last, "", len(pieces) + 1))
         return cls(lines)
 
     def render(self) -> str:
@@ -458,22 +483,50 @@ class AuthorizedKeys:
 
     def find(self, identity: str) -> List[KeyLine]:
         """Every key line for ``identity`` (``"type base64"``, any base64 padding form)."""
-        wanted = _normalise_identity(identity)
+        held = self._key_index().get(_normalise_identity(identity))
+        if held is None:
+            return []
+        return list(held) if isinstance(held, list) else [held]
+
+    def _key_index(self) -> dict:
+        """identity -> its line, or a list of its lines in file order where a key repeats. Most
+        keys appear once: holding the line itself spares a list per key in a file of thousands."""
         if self._index is None:
             index: dict = {}
+            held_for = index.get
             for line in self.lines:
                 if line.kind == "key":
-                    index.setdefault(line.ident, []).append(line)
+                    held = held_for(line.ident)
+                    if held is None:
+                        index[line.ident] = line
+                    elif isinstance(held, list):
+                        held.append(line)
+                    else:
+                        index[line.ident] = [held, line]
             self._index = index
-        return list(self._index.get(wanted, ()))
+        return self._index
+
+    def _index_add(self, line: KeyLine) -> None:
+        """``line`` into a built index, after the lines of its key already there."""
+        if self._index is None or line.kind != "key":
+            return
+        held = self._index.get(line.ident)
+        if held is None:
+            self._index[line.ident] = line
+        elif isinstance(held, list):
+            held.append(line)
+        else:
+            self._index[line.ident] = [held, line]
 
     def _index_drop(self, line: KeyLine) -> None:
-        if self._index is not None and line.kind == "key":
-            group = self._index.get(line.identity(), [])
-            for position, candidate in enumerate(group):
-                if candidate is line:
-                    del group[position]
-                    break
+        if self._index is None or line.kind != "key":
+            return
+        held = self._index.get(line.ident)
+        if held is line:
+            del self._index[line.ident]
+        elif isinstance(held, list):
+            rest = [candidate for candidate in held if candidate is not line]
+            self._index[line.ident] = rest if len(rest) > 1 else rest[0]
 
     def index(self, line: KeyLine) -> int:
         """Position of this very line object (identity, not equality: lines may repeat)."""
@@ -491,8 +544,7 @@ class AuthorizedKeys:
         self._terminate_last()
         new = replace(line, eol=self.newline, number=None)
         self.lines.append(new)
-        if self._index is not None and new.kind == "key":
-            self._index.setdefault(new.identity(), []).append(new)
+        self._index_add(new)
         return new
 
     def insert(self, position: int, line: KeyLine) -> KeyLine:
@@ -515,15 +567,12 @@ class AuthorizedKeys:
         position = self.index(old)
         placed = replace(new, eol=old.eol if eol is None else eol, number=old.number if new is old else None)
         self.lines[position] = placed
-        if self._index is not None:
-            self._index_drop(old)
-            if placed.kind == "key":
-                group = self._index.setdefault(placed.identity(), [])
-                group.append(placed)
-                # keep file order inside the group
-                order = {id(line): n for n, line in enumerate(self.lines)} if len(group) > 1 else None
-                if order is not None:
-                    group.sort(key=lambda line: order[id(line)])
+        self._index_drop(old)
+        self._index_add(placed)
+        group = self._index.get(placed.ident) if self._index is not None and placed.kind == "key" else None
+        if isinstance(group, list):  # keep file order inside the group
+            order = {id(line): n for n, line in enumerate(self.lines)}
+            group.sort(key=lambda line: order[id(line)])
         return placed
 
     def remove_lines(self, lines: List[KeyLine]) -> None:

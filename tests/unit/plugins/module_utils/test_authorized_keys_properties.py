@@ -5,16 +5,20 @@
 
 * parse then render is the identity, for any text at all;
 * an edit touches only the keys it names: every other line stays, byte for byte, in order;
-* applying the same change twice equals applying it once.
+* applying the same change twice equals applying it once;
+* the quick check of a line's key data (prefix and a set lookup, no decoding) says a blob
+  holds the stated type exactly when decoding it would.
 """
 
 from __future__ import annotations
 
+import base64
+import struct
 from pathlib import Path
 
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import AuthorizedKeys
+from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys import AuthorizedKeys, _check_key_data
 from ansible_collections.sshkeys.ecs.plugins.module_utils._authorized_keys_apply import (
     KeysInputError,
     normalise_keys,
@@ -169,3 +173,27 @@ def test_exclusive_leaves_only_listed_keys(text, items):
     listed = {e.identity for e in wanted if e.state == "present"}
     assert {line.identity() for line in result.model.keys()} == listed
     assert result.model.invalid() == []
+
+
+type_names = st.one_of(
+    st.sampled_from(["ssh-rsa", "ssh-ed25519", "ssh-dss", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp521",
+                     "sk-ssh-ed25519@openssh.com", "ssh-ed25519-cert-v01@openssh.com"]),
+    st.from_regex(r"[a-z0-9][a-z0-9@._+]{0,24}-[a-z0-9@._+-]{0,12}", fullmatch=True),
+)
+
+
+@SETTINGS
+@given(type_names, type_names, st.binary(max_size=48), st.booleans())
+def test_the_quick_check_of_key_data_agrees_with_decoding_it(stated, held, tail, same):
+    # The blob holds `held` (or the stated type itself, half the time) and then any bytes.
+    inside = (stated if same else held).encode("ascii")
+    blob = struct.pack(">I", len(inside)) + inside + tail
+    for cut in (len(blob), max(0, len(blob) - len(tail) - 1)):  # whole, and truncated inside the head
+        data = base64.b64encode(blob[:cut]).decode("ascii")
+        if not data:
+            continue
+        head = struct.pack(">I", len(stated)) + stated.encode("ascii")
+        ident, problem = _check_key_data(stated, data)
+        assert (ident is not None) == blob[:cut].startswith(head), (stated, data, problem)
+        if ident is not None:
+            assert ident == f"{stated} {data}"
