@@ -23,6 +23,10 @@ from .metadata import InstanceMetadata, make_metadata_server
 from .server import Emulator, RequestLog, make_server
 from .state import State
 
+# Instance addresses (docs/development.md lists the loopback ranges of the project).
+CONTAINER_POOL = ipaddress.IPv4Network("127.0.10.0/24")
+VIRTUAL_POOL = ipaddress.IPv4Network("127.0.90.0/24")
+
 
 def _listen(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
@@ -79,8 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--admin-token", default=os.environ.get("ECS_EMULATOR_ADMIN_TOKEN"),
                        help="token for the admin API (header X-Admin-Token); default $ECS_EMULATOR_ADMIN_TOKEN, "
                             "else a random one, written to the ready file")
-    serve.add_argument("--address-pool", type=_pool, default=ipaddress.IPv4Network("127.0.10.0/24"),
-                       metavar="CIDR", help="loopback addresses for instances (default 127.0.10.0/24)")
+    serve.add_argument("--address-pool", type=_pool, default=None, metavar="CIDR",
+                       help=f"loopback addresses for instances (default {CONTAINER_POOL} with --instances podman, "
+                            f"{VIRTUAL_POOL} with --instances virtual: a range where nothing listens)")
     serve.add_argument("--ssh-port", type=int, default=22, help="sshd port of instances (default 22)")
     serve.add_argument("--ssh-closed", action="store_true",
                        help="podman instances start with their SSH port closed to the controller (only Cloud "
@@ -101,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--quiet", action="store_true", help="no request log")
     add_commands(sub)
     return parser
+
+
+def default_pool(kind: str) -> ipaddress.IPv4Network:
+    """Where instances get their addresses when --address-pool is not given. Virtual instances
+    have a range of their own: in the containers' range, a ping or a login meant for a virtual
+    instance could reach the container of another emulator that holds the same address."""
+    return CONTAINER_POOL if kind == "podman" else VIRTUAL_POOL
 
 
 def make_backend(kind: str, state_id: str, ssh_port: int, ssh_closed: bool = False) -> InstanceBackend:
@@ -158,8 +170,9 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     state_id = state.meta_set_default("state_id", secrets.token_hex(6))
     regions = tuple(r.strip() for r in args.regions.split(",") if r.strip())
+    pool = args.address_pool or default_pool(args.instances)
     config = Config(regions=regions, strict_delete=args.strict_delete, accept_ed25519=args.ed25519 == "accept",
-                    address_pool=args.address_pool, ssh_port=args.ssh_port)
+                    address_pool=pool, ssh_port=args.ssh_port)
     backend = make_backend(args.instances, state_id, args.ssh_port, args.ssh_closed)
     lifecycle = Lifecycle(state, backend, args.ssh_port, 0.0 if args.fast else args.transition_seconds)
     lifecycle.recover()
@@ -181,7 +194,8 @@ def serve(args: argparse.Namespace) -> int:
         server.server_close()
         return 2
     first = accounts[0].access_keys[0]
-    print(f"ecs-emulator {__version__} serving {endpoint} (state {args.state}, instances {args.instances})", flush=True)
+    print(f"ecs-emulator {__version__} serving {endpoint} (state {args.state}, instances {args.instances} on {pool})",
+          flush=True)
     # What a user needs next: the collection's settings for the first account, and the admin
     # token the instances, reset and fault commands send (also in the ready file).
     print(f"  export ALIBABA_CLOUD_ECS_ENDPOINT={endpoint} ALIBABA_CLOUD_REGION_ID={regions[0]}\n"

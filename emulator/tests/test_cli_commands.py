@@ -104,7 +104,7 @@ def test_reset_removes_instances_key_pairs_and_faults_and_keeps_the_accounts(run
     assert running.admin("GET", "/_admin/faults")[1]["Faults"] == []
     # The same AccessKey still works, and new instances start again from the first address.
     ok("instances", "create", "--ready-file", ready(running))
-    assert [i["PublicIpAddress"]["IpAddress"] for i in described(running).values()] == [["127.0.10.1"]]
+    assert [i["PublicIpAddress"]["IpAddress"] for i in described(running).values()] == [["127.0.90.1"]]
 
 
 def test_fault_add_list_clear(running):
@@ -158,6 +158,19 @@ def test_serve_prints_what_a_user_needs(tmp_path):
         if "READY_FILE" not in line:
             assert line.removeprefix("export ") in printed, line
     assert f'eval "$(ecs-emulator env --ready-file {ready_file})"' in printed
+    assert "instances virtual on 127.0.90.0/24" in printed
+
+
+def test_virtual_instances_have_addresses_of_their_own():
+    """Containers publish sshd on 127.0.10.0/24; a virtual instance there could lead a ping or a
+    login to another emulator's container, so virtual instances take 127.0.90.0/24 by default."""
+    from ecs_emulator.cli import build_parser, default_pool
+
+    assert str(default_pool("podman")) == "127.0.10.0/24"
+    assert str(default_pool("virtual")) == "127.0.90.0/24"
+    assert not default_pool("podman").overlaps(default_pool("virtual"))
+    args = build_parser().parse_args(["serve", "--state", "s.sqlite", "--address-pool", "127.0.16.0/23"])
+    assert str(args.address_pool) == "127.0.16.0/23"  # given explicitly, it applies to either backend
 
 
 def test_env_waits_for_an_emulator_that_is_starting(tmp_path):

@@ -46,7 +46,8 @@ def test_run_and_describe(emu, sdk):
         assert item["KeyPairName"] == kp
         assert item["InstanceName"] == "web"
         (address,) = item["PublicIpAddress"]["IpAddress"]
-        assert ipaddress.IPv4Address(address) in ipaddress.IPv4Network("127.0.10.0/24")
+        # Virtual instances have a range of their own, away from the containers' 127.0.10.0/24.
+        assert ipaddress.IPv4Address(address) in ipaddress.IPv4Network("127.0.90.0/24")
     addresses = [i["PublicIpAddress"]["IpAddress"][0] for i in found.values()]
     assert len(set(addresses)) == 2
     by_key = sdk.call("DescribeInstances", RegionId=REGION, KeyPairName=kp)
