@@ -11,6 +11,9 @@ the same ansible.cfg (pipelining on, facts off), N new keys go into a file of 5,
              what the role's argument validation costs on top)
   floor      the warm-up ping alone: one ansible-playbook run, one SSH connection, one module;
              nothing that edits the file over SSH can beat it (at 200 keys, where the goals are)
+  two-pings  the warm-up ping and a second ping task: what any module run costs once the
+             connection is open, so that the module's own share over the floor can be told apart
+             (at 200 keys)
 
 Before each timed run the file is reset to the same 5,000 lines (podman exec, not timed), and
 after it the file must hold 5,000 + N keys, else the numbers would mean nothing. Two times per
@@ -42,9 +45,10 @@ from benchlib import (ANSIBLE_CFG, VENV_BIN, Hosts, ansible_env, log, median, mo
 
 KEYFILE = "/home/ecs-user/.ssh/authorized_keys"
 TASK_TIME = re.compile(r"^(?P<name>.+?) -{3,} (?P<seconds>[0-9.]+)s$")
-MODES = ("floor", "role", "module", "posix-one", "posix-loop")
-# Modes measured at one count only: the floor and the module alone are compared where the goals are.
-ONE_COUNT_MODES = ("floor", "module")
+MODES = ("floor", "two-pings", "role", "module", "posix-one", "posix-loop")
+# Modes measured at one count only: the floors and the module alone are compared where the goals are.
+ONE_COUNT_MODES = ("floor", "two-pings", "module")
+PING_ONLY_MODES = ("floor", "two-pings")
 GOAL_COUNT = 200
 
 
@@ -63,6 +67,7 @@ def _playbooks(work: Path, count: int) -> dict:
                                "      loop: \"{{ new_keys }}\"\n",
         "module": header + "    - sshkeys.ecs.authorized_keys:\n        user: ecs-user\n        keys: \"{{ new_keys }}\"\n",
         "floor": header,
+        "two-pings": header + "    - name: second ping\n      ansible.builtin.ping:\n",
     }
     paths = {}
     for mode, text in texts.items():
@@ -127,7 +132,7 @@ def remote(counts: list, loop_counts: list, lines: int, rounds: int, budget: flo
                 for count in every:
                     for mode in MODES:
                         if _wanted(mode, count, counts, loop_counts, round_):
-                            expected = lines if mode == "floor" else lines + count
+                            expected = lines if mode in PING_ONLY_MODES else lines + count
                             times[count][mode].append(_measured_run(work, paths[count][mode], env, name, expected))
                             log(f"  {count:5d} keys {mode:10s} run {times[count][mode][-1][0]:8.2f} s   "
                                 f"tasks {times[count][mode][-1][1]:8.2f} s")
