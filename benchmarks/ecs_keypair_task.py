@@ -2,7 +2,8 @@
 
 1. Per-task cost, side by side in one ansible-playbook run on localhost: tasks rotate between
    ansible.builtin.ping, an sshkeys.ecs.ecs_keypair task that finds its key pair as wanted (on
-   the ECS emulator) and an amazon.aws.ec2_key task that finds its key pair as wanted (on
+   the ECS emulator), the same task assuming a role first (STS on the emulator: the RamRoleArn
+   case) and an amazon.aws.ec2_key task that finds its key pair as wanted (on
    moto_server, a local EC2 endpoint). Every task runs with the same interpreter. A small
    callback records each task's wall time; medians and ratios to ping are reported
    (goal: ecs_keypair at most 1.3x ping).
@@ -99,6 +100,7 @@ def task_costs(rounds: int) -> dict:
         work = Path(tmp)
         public = ssh_keygen(work / "key", "rsa").with_suffix(".pub").read_text(encoding="utf-8").strip()
         emulator.client().call("ImportKeyPair", {"KeyPairName": "bench-nochange", "PublicKeyBody": public})
+        role_arn = f"acs:ram::{emulator.doc['accounts'][0]['uid']}:role/bench"
         moto = Moto()
         try:
             moto.ec2().import_key_pair(KeyName="bench-nochange", PublicKeyMaterial=public.encode())
@@ -110,6 +112,12 @@ def task_costs(rounds: int) -> dict:
                 tasks.append({"name": f"ping {index}", "ansible.builtin.ping": {}})
                 tasks.append({"name": f"ecs_keypair {index}",
                               "sshkeys.ecs.ecs_keypair": {"name": "bench-nochange", "public_key": public}})
+                # The same task with a role assumed on top of the AccessKey (one STS AssumeRole
+                # call on the emulator per task, as in a RamRoleArn profile).
+                tasks.append({"name": f"ecs_keypair_role {index}",
+                              "sshkeys.ecs.ecs_keypair": {"name": "bench-nochange", "public_key": public,
+                                                          "alicloud_assume_role_arn": role_arn,
+                                                          "alicloud_sts_endpoint": emulator.endpoint}})
                 tasks.append({"name": f"ec2_key {index}",
                               "amazon.aws.ec2_key": {"name": "bench-nochange", "key_material": public,
                                                      "region": "us-east-1", "endpoint_url": moto.url,
@@ -130,7 +138,7 @@ def task_costs(rounds: int) -> dict:
         finally:
             moto.stop()
     times = {}
-    for kind in ("ping", "ecs_keypair", "ec2_key"):
+    for kind in ("ping", "ecs_keypair", "ecs_keypair_role", "ec2_key"):
         mine = [row for row in rows if row["name"].split()[0] == kind and not row["name"].endswith(" -1")]
         if len(mine) != rounds or any(row["changed"] for row in mine):
             raise SystemExit(f"the {kind} tasks did not all run unchanged; the measurement is void")
