@@ -21,7 +21,6 @@ that is set, then the CLI profile's region.
 
 from __future__ import annotations
 
-import configparser
 import json
 import os
 from dataclasses import dataclass, field
@@ -273,6 +272,8 @@ class Resolver:
         return None
 
     def credentials_file_section(self, path: str, raw: bytes, region: Optional[str]) -> Optional[Resolved]:
+        # Imported here: only this source needs it, and every task pays for what the module imports.
+        import configparser
         parser = configparser.ConfigParser(interpolation=None)
         try:
             parser.read_string(raw.decode("utf-8"), source=path)
