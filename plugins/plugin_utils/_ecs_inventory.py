@@ -372,3 +372,51 @@ def select(items: Iterable[Any], region: str, filters: Filters) -> List[Dict[str
         seen.add(host["instance_id"])
         out.append(host)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Cloud Assistant: which hosts the connection plugin reaches, and which have a running agent.
+
+CLOUD_ASSISTANT_MODES = ("never", "tagged", "no_address", "all")
+CLOUD_ASSISTANT_CONNECTION = "sshkeys.ecs.cloud_assistant"
+CLOUD_ASSISTANT_RUNNING_GROUP = "cloud_assistant_running"
+
+
+def cloud_assistant_tag(value: Any) -> Tuple[str, Optional[str]]:
+    """The opt-in tag: a one-entry dict {key: value}; a value of None or '' matches any value."""
+    if not isinstance(value, Mapping) or len(value) != 1:
+        raise InventoryConfigError("cloud_assistant_tag must be one tag, as a dictionary {key: value}")
+    key, wanted = next(iter(value.items()))
+    if not isinstance(key, str) or not key:
+        raise InventoryConfigError("cloud_assistant_tag: the tag key must be a non-empty string")
+    return key, None if wanted in (None, "") else str(wanted)
+
+
+def uses_cloud_assistant(host: Mapping[str, Any], mode: str, tag: Tuple[str, Optional[str]],
+                         source: str = "public_ip") -> bool:
+    """Whether the host is reached through the cloud_assistant connection, by the inventory's choice."""
+    if mode not in CLOUD_ASSISTANT_MODES:
+        raise InventoryConfigError(f"cloud_assistant_connection must be one of {', '.join(CLOUD_ASSISTANT_MODES)}")
+    if mode == "never" or host.get("os_type") != "linux":
+        return False  # shell scripts only: Cloud Assistant runs no RunShellScript on Windows
+    if mode == "all":
+        return True
+    if mode == "no_address":
+        return ansible_host(host, source) is None
+    key, wanted = tag
+    tags = host.get("tags") or {}
+    return key in tags and (wanted is None or tags[key] == wanted)
+
+
+def cloud_assistant_variables(host: Mapping[str, Any]) -> Dict[str, Any]:
+    """The connection variables of a host reached over Cloud Assistant (credentials stay the
+    connection's own: its options, else the environment, else the CLI profile)."""
+    return {"ansible_connection": CLOUD_ASSISTANT_CONNECTION, "ansible_ecs_instance_id": host["instance_id"],
+            "ansible_alicloud_region": host["region"]}
+
+
+def mark_agents(hosts: Iterable[Dict[str, Any]], statuses: Mapping[str, Mapping[str, Any]]) -> None:
+    """Sets each host's cloud_assistant_running from DescribeCloudAssistantStatus (False when unlisted)."""
+    for host in hosts:
+        status = statuses.get(host["instance_id"]) or {}
+        host["cloud_assistant_running"] = str(status.get("CloudAssistantStatus", "")).lower() == "true"

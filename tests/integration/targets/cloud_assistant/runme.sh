@@ -107,6 +107,34 @@ ansible-playbook "${inv[@]}" "$work/info.yml" -e "keys_out=$work/keys_ca.json" >
   || { cat "$work/out"; fail "info over Cloud Assistant"; }
 echo "API calls of authorized_keys_info: $($fleet calls "$mark")"
 
+step "the ECS inventory sets the connection for Linux instances and marks running agents"
+cat >"$work/fleet.ecs.yml" <<YAML
+plugin: sshkeys.ecs.ecs
+cloud_assistant_connection: all
+cloud_assistant_status: true
+compose:
+  ansible_python_interpreter: "'/usr/bin/python3'"
+YAML
+mark=$($fleet mark)
+ansible-inventory -i "$work/fleet.ecs.yml" --list >"$work/inventory.json" || fail "ansible-inventory"
+echo "API calls of the inventory: $($fleet calls "$mark")"
+"$python" - "$work/inventory.json" "$linux" "$stopped" "$windows" <<'PY' || fail "inventory: wrong connection or agent marks"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+linux, stopped, windows = sys.argv[2:5]
+# ansible-inventory writes the plugin's strings as {"__ansible_unsafe": value}.
+plain = lambda v: v.get("__ansible_unsafe", v) if isinstance(v, dict) else v
+hostvars = {h: {k: plain(v) for k, v in hv.items()} for h, hv in doc["_meta"]["hostvars"].items()}
+assert doc["cloud_assistant_running"]["hosts"] == [linux], doc.get("cloud_assistant_running")
+assert hostvars[linux]["ansible_connection"] == "sshkeys.ecs.cloud_assistant"
+assert hostvars[linux]["ansible_ecs_instance_id"] == linux and hostvars[linux]["ecs_cloud_assistant_running"] is True
+assert hostvars[stopped]["ecs_cloud_assistant_running"] is False
+assert "ansible_connection" not in hostvars[windows] and hostvars[windows]["ecs_cloud_assistant_running"] is False
+PY
+ansible -i "$work/fleet.ecs.yml" cloud_assistant_running -m ansible.builtin.ping -e ansible_pipelining=true \
+  >"$work/out" 2>&1 || { cat "$work/out"; fail "ping through the inventory's connection"; }
+grep -q '"ping": "pong"' "$work/out" || fail "no pong through the inventory"
+
 step "open SSH: the added key logs in, and authorized_keys_info over SSH reports the same keys"
 $fleet open "$linux" >/dev/null
 login=$("${ssh_login[@]}" -i "$work/added" "ecs-user@$address" id -un)
