@@ -14,7 +14,8 @@ in errors: the options (an AccessKey pair, or the profile option), the environme
 pair, then OIDC: ALIBABA_CLOUD_ROLE_ARN, _OIDC_PROVIDER_ARN and _OIDC_TOKEN_FILE), the CLI profile
 file (the file's current profile, or ALIBABA_CLOUD_PROFILE's; modes AK, StsToken, RamRoleArn,
 ChainableRamRoleArn, EcsRamRole, OIDC), the credentials file (ini), and last the instance's RAM
-role from the metadata service. An AccessKey ID and its secret always come from the same source. The assume-role options then assume their role with what was found.
+role from the metadata service. An AccessKey ID and its secret always come from the same source.
+The assume-role options then assume their role with what was found.
 Other values (region, endpoint): the option, then the first environment variable of its list
 that is set, then the CLI profile's region.
 """

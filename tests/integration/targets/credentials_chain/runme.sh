@@ -36,7 +36,7 @@ uid=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["accoun
 unset ALIBABA_CLOUD_ACCESS_KEY_ID ALIBABA_CLOUD_ACCESS_KEY_SECRET ALIBABA_CLOUD_SECURITY_TOKEN ALIBABA_CLOUD_REGION_ID
 unset ALIBABA_CLOUD_CLI_PROFILE_DISABLED
 # STS answers on the emulator's port (this collection's own override of the STS endpoint).
-export ALIBABA_CLOUD_STS_ENDPOINT=$ALIBABA_CLOUD_ECS_ENDPOINT
+export ALIBABA_CLOUD_STS_ENDPOINT="${ALIBABA_CLOUD_ECS_ENDPOINT:?}"
 export HOME=$work/home
 mkdir -p "$HOME/.aliyun"
 profiles=$HOME/.aliyun/config.json
@@ -76,6 +76,17 @@ start_private() {
   private_endpoint=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["endpoint"])' "$private_ready")
   private_token=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["admin_token"])' "$private_ready")
 }
+
+# on_private VAR=VALUE... CMD...: CMD (a function too), in a subshell, against the emulator that
+# start_private started, with the variables given.
+on_private() (
+  for setting in "ALIBABA_CLOUD_ECS_ENDPOINT=$private_endpoint" "ECS_EMULATOR_READY_FILE=$private_ready" \
+      "ECS_EMULATOR_ADMIN_TOKEN=$private_token" "ALIBABA_CLOUD_REGION_ID=$region"; do
+    export "${setting?}"
+  done
+  while [ $# -gt 0 ] && [[ $1 == *=* ]]; do export "${1?}"; shift; done
+  "$@"
+)
 
 step "a CLI profile in RamRoleArn mode, and nothing else"
 cat >"$profiles" <<JSON
@@ -138,30 +149,22 @@ step "OIDC (RRSA) in the environment: a token file, a provider and a role of an 
 oidc_uid=2222333344445555
 "$python" "$here/files/oidc_setup.py" "$work/oidc-accounts.json" "$work/oidc-token" "$oidc_uid"
 start_private oidc --accounts "$work/oidc-accounts.json"
-(
-  export ALIBABA_CLOUD_ECS_ENDPOINT=$private_endpoint ALIBABA_CLOUD_STS_ENDPOINT=$private_endpoint
-  export ECS_EMULATOR_READY_FILE=$private_ready ECS_EMULATOR_ADMIN_TOKEN=$private_token ALIBABA_CLOUD_REGION_ID=$region
-  export ALIBABA_CLOUD_ROLE_ARN="acs:ram::$oidc_uid:role/ci-pods" ALIBABA_CLOUD_ROLE_SESSION_NAME=runner-pod
-  export ALIBABA_CLOUD_OIDC_PROVIDER_ARN="acs:ram::$oidc_uid:oidc-provider/ack" ALIBABA_CLOUD_OIDC_TOKEN_FILE=$work/oidc-token
-  run_keypairs cc-oidc \
-    "role acs:ram::$oidc_uid:role/ci-pods assumed with the OIDC environment (ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_TOKEN_FILE)"
-  if grep -qF -- "$(cat "$work/oidc-token")" "$work/cc-oidc.log"; then fail "the OIDC token shows in the output"; fi
-)
+oidc_role="acs:ram::$oidc_uid:role/ci-pods"
+on_private ALIBABA_CLOUD_STS_ENDPOINT="$private_endpoint" ALIBABA_CLOUD_ROLE_ARN="$oidc_role" \
+  ALIBABA_CLOUD_ROLE_SESSION_NAME=runner-pod ALIBABA_CLOUD_OIDC_PROVIDER_ARN="acs:ram::$oidc_uid:oidc-provider/ack" \
+  ALIBABA_CLOUD_OIDC_TOKEN_FILE="$work/oidc-token" run_keypairs cc-oidc \
+  "role $oidc_role assumed with the OIDC environment (ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_TOKEN_FILE)"
+if grep -qF -- "$(cat "$work/oidc-token")" "$work/cc-oidc.log"; then fail "the OIDC token shows in the output"; fi
 
 step "only the ECS metadata service: the instance's RAM role, asked last"
 start_private metadata --metadata-listen 127.0.0.1:0 --metadata-role ci-instance
 metadata_endpoint=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["metadata_endpoint"])' "$private_ready")
 metadata_uid=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["accounts"][0]["uid"])' "$private_ready")
-(
-  export ALIBABA_CLOUD_ECS_ENDPOINT=$private_endpoint ECS_EMULATOR_READY_FILE=$private_ready
-  export ECS_EMULATOR_ADMIN_TOKEN=$private_token ALIBABA_CLOUD_REGION_ID=$region
-  export ALIBABA_CLOUD_ECS_METADATA_ENDPOINT=$metadata_endpoint
-  unset ALIBABA_CLOUD_ECS_METADATA_DISABLED
+on_private ALIBABA_CLOUD_ECS_METADATA_ENDPOINT="$metadata_endpoint" ALIBABA_CLOUD_ECS_METADATA_DISABLED=false \
   run_keypairs cc-metadata "the ECS instance's RAM role (metadata service), role 'ci-instance'"
-  # The credentials are the role's, in the instance's account.
-  grep -q "acs:ram::$metadata_uid:role/ci-instance" <<<"$("$python" "$here/files/sts_secrets.py" --roles)" \
-    || fail "the metadata service did not hand out the role's credentials"
-)
+# The credentials are the role's, in the instance's account.
+on_private "$python" "$here/files/sts_secrets.py" --roles | grep -q "acs:ram::$metadata_uid:role/ci-instance" \
+  || fail "the metadata service did not hand out the role's credentials"
 
 step "the official SDKs' credentials file: a ram_role_arn section"
 cat >"$work/credentials" <<INI
