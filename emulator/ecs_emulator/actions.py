@@ -36,7 +36,7 @@ PASSWORD_SPECIALS = "()`~!@#$%^&*-_+=|{}[]:;'<>,.?/"
 @dataclass
 class Config:
     regions: tuple[str, ...] = DEFAULT_REGIONS
-    strict_delete: bool = False        # reference behaviour: refuse to delete attached key pairs
+    strict_delete: bool = True         # today's ECS: refuse to delete attached key pairs (--legacy-delete: the guide's)
     accept_ed25519: bool = True
     address_pool: ipaddress.IPv4Network = ipaddress.IPv4Network("127.0.10.0/24")
     ssh_port: int = 22
@@ -93,7 +93,14 @@ def region(ctx: Context, required: bool = True) -> str | None:
     return value
 
 
-def json_list(ctx: Context, name: str, limit: int, code: str, required: bool = True) -> list[str] | None:
+# More items than one call takes, as the current DeleteKeyPairs and AttachKeyPair/DetachKeyPair
+# references answer it (403, with their own messages).
+OVER_DELETE_LIMIT = ("InstanceKeyPairLimitExceeded", "Exceeding the allowed amount of instance which will be deleted.", 403)
+OVER_BIND_LIMIT = ("InstanceKeyPairLimitExceeded", "The specified instances are beyond the permitted range.", 403)
+
+
+def json_list(ctx: Context, name: str, limit: int, code: str, required: bool = True,
+              over_limit: tuple[str, str, int] | None = None) -> list[str] | None:
     """A parameter holding a JSON array of strings, such as KeyPairNames or InstanceIds."""
     raw = ctx.params.get(name)
     if raw is None or raw == "":
@@ -109,6 +116,8 @@ def json_list(ctx: Context, name: str, limit: int, code: str, required: bool = T
     if not value:
         raise ApiError(code, f"The specified parameter \"{name}\" must not be empty.", 400)
     if len(value) > limit:
+        if over_limit:
+            raise ApiError(*over_limit)
         raise ApiError(code, f"The specified parameter \"{name}\" holds more than {limit} items.", 400)
     return list(dict.fromkeys(value))  # repeated entries count once
 
@@ -331,7 +340,8 @@ def describe_key_pairs(ctx: Context) -> dict:
 
 def delete_key_pairs(ctx: Context) -> dict:
     region_id = region(ctx)
-    names = json_list(ctx, "KeyPairNames", MAX_DELETE_NAMES, "InvalidKeyPairNames.ValueNotSupported")
+    names = json_list(ctx, "KeyPairNames", MAX_DELETE_NAMES, "InvalidKeyPairNames.ValueNotSupported",
+                      over_limit=OVER_DELETE_LIMIT)
     acct = ctx.account.name
     with ctx.state.tx() as db:
         marks = ",".join("?" * len(names))
@@ -354,7 +364,8 @@ def delete_key_pairs(ctx: Context) -> dict:
 def _bind(ctx: Context, attach: bool) -> dict:
     region_id = region(ctx)
     name = req(ctx, "KeyPairName")
-    ids = json_list(ctx, "InstanceIds", MAX_ATTACH_IDS, "InvalidInstanceIds.ValueNotSupported")
+    ids = json_list(ctx, "InstanceIds", MAX_ATTACH_IDS, "InvalidInstanceIds.ValueNotSupported",
+                    over_limit=OVER_BIND_LIMIT)
     acct = ctx.account.name
     results = []
     with ctx.state.tx() as db:
@@ -363,7 +374,8 @@ def _bind(ctx: Context, attach: bool) -> dict:
         if kp is None and (attach or db.execute(
                 "SELECT 1 FROM instances WHERE account=? AND region=? AND key_pair_name=? LIMIT 1",
                 (acct, region_id, name)).fetchone() is None):
-            raise ApiError("InvalidKeyPairName.NotFound", "The specified key pair name does not exist.", 404)
+            # 400 and this message: the AttachKeyPair and DetachKeyPair references' error tables.
+            raise ApiError("InvalidKeyPairName.NotFound", "The specified KeyPairName does not exist in our records.", 400)
         for iid in ids:
             row = db.execute("SELECT * FROM instances WHERE id=? AND account=? AND region=?",
                              (iid, acct, region_id)).fetchone()

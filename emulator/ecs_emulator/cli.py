@@ -69,10 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "'default' and 'second', kept in the state file")
     serve.add_argument("--regions", default=",".join(DEFAULT_REGIONS), metavar="R1,R2,...",
                        help="region ids served (default: %(default)s)")
-    serve.add_argument("--strict-delete", action="store_true",
-                       help="refuse to delete a key pair still attached to an instance "
-                            "(InvalidParameter.KeypairAlreadyAttachedInstance), as the current reference says; "
-                            "default is the seed behaviour: the delete succeeds, the name stays taken until detached")
+    serve.add_argument("--legacy-delete", dest="strict_delete", action="store_false",
+                       help="delete a key pair still attached to an instance, the name staying taken until it is "
+                            "detached (Alibaba's key pair guide); default: refuse it "
+                            "(InvalidParameter.KeypairAlreadyAttachedInstance), as ECS does today")
+    serve.add_argument("--strict-delete", dest="strict_delete", action="store_true",
+                       help="the default (kept for scripts that name it)")
     serve.add_argument("--ed25519", choices=("accept", "reject"), default="accept",
                        help="whether ImportKeyPair accepts ssh-ed25519 keys (not on the published list; default accept)")
     serve.add_argument("--fault", type=_fault, action="append", default=[], metavar="SPEC",

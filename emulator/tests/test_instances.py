@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from support import REGION, ApiFailure, unique
+from support import REGION, SDKS, ApiFailure, EmulatorProcess, unique
 
 LINUX = "debian_12_x64_20G_alibase.vhd"
 WINDOWS = "win2022_64_dtc_en-us_40G.vhd"
@@ -127,16 +127,40 @@ def test_attach_detach_semantics(emu, sdk):
     out = sdk.call("DetachKeyPair", RegionId=REGION, KeyPairName=first, InstanceIds=json.dumps(linux))
     assert out["FailCount"] == "1"
     assert describe(sdk, linux)[linux[1]]["KeyPairName"] == ""
+    # Codes and statuses of the AttachKeyPair reference's error table.
     err = failure(sdk.call, "AttachKeyPair", RegionId=REGION, KeyPairName=unique(), InstanceIds=json.dumps(linux))
-    assert (err.code, err.status) == ("InvalidKeyPairName.NotFound", 404)
+    assert (err.code, err.status) == ("InvalidKeyPairName.NotFound", 400)
     too_many = json.dumps([f"i-{n}" for n in range(51)])
-    err = failure(sdk.call, "AttachKeyPair", RegionId=REGION, KeyPairName=first, InstanceIds=too_many)
-    assert err.code == "InvalidInstanceIds.ValueNotSupported"
+    for action in ("AttachKeyPair", "DetachKeyPair"):
+        err = failure(sdk.call, action, RegionId=REGION, KeyPairName=first, InstanceIds=too_many)
+        assert (err.code, err.status) == ("InstanceKeyPairLimitExceeded", 403)
     err = failure(sdk.call, "AttachKeyPair", RegionId=REGION, KeyPairName=first, InstanceIds="[oops")
     assert err.code == "InvalidInstanceIds.ValueNotSupported"
 
 
-def test_delete_attached_seed_behaviour(emu, sdk):
+def test_delete_attached_is_refused_by_default(emu, sdk):
+    """Today's ECS (the DeleteKeyPairs reference's error table): an attached key pair stays."""
+    kp = unique()
+    sdk.call("CreateKeyPair", RegionId=REGION, KeyPairName=kp)
+    (iid,) = run(sdk, emu, KeyPairName=kp)
+    err = failure(sdk.call, "DeleteKeyPairs", RegionId=REGION, KeyPairNames=json.dumps([kp]))
+    assert (err.code, err.status) == ("InvalidParameter.KeypairAlreadyAttachedInstance", 400)
+    assert sdk.call("DescribeKeyPairs", RegionId=REGION, KeyPairName=kp)["TotalCount"] == 1
+    sdk.call("DetachKeyPair", RegionId=REGION, KeyPairName=kp, InstanceIds=json.dumps([iid]))
+    sdk.call("DeleteKeyPairs", RegionId=REGION, KeyPairNames=json.dumps([kp]))
+
+
+@pytest.fixture(scope="module")
+def legacy_emu():
+    proc = EmulatorProcess("--legacy-delete").start()
+    yield proc
+    proc.stop()
+
+
+@pytest.mark.parametrize("flavour", sorted(SDKS))
+def test_delete_attached_legacy_behaviour(legacy_emu, flavour):
+    """Alibaba's key pair guide (--legacy-delete): the delete succeeds, the name stays taken."""
+    emu, sdk = legacy_emu, SDKS[flavour](legacy_emu.endpoint, legacy_emu.key(0))
     kp = unique()
     sdk.call("CreateKeyPair", RegionId=REGION, KeyPairName=kp)
     (iid,) = run(sdk, emu, KeyPairName=kp)

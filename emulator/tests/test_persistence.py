@@ -172,6 +172,7 @@ def test_account_isolation(emu):
 
 
 def test_strict_delete():
+    # --strict-delete is the default now; the flag stays accepted.
     emu = EmulatorProcess("--strict-delete").start()
     try:
         sdk = SDKS["sdk3"](emu.endpoint, emu.key(0))
