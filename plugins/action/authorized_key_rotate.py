@@ -36,6 +36,8 @@ from ansible_collections.sshkeys.ecs.plugins.plugin_utils._login_proof import (
 )
 
 MODULE = "sshkeys.ecs.authorized_key_rotate"
+# The connection that reaches hosts through the ECS API instead of SSH.
+CLOUD_ASSISTANT = "sshkeys.ecs.cloud_assistant"
 # Options the host steps need; the controller-only ones (private key paths, proof settings)
 # never leave the controller.
 HOST_OPTIONS = ("user", "path", "old_key", "new_key", "keep_options", "backup", "follow")
@@ -354,6 +356,13 @@ class ActionModule(ActionBase):
 
     def _proof_target(self, params: Dict[str, Any], task_vars: Dict[str, Any]) -> Target:
         """Host, port and user Ansible uses for this host, with the task's overrides on top."""
+        if getattr(self._connection, "transport", None) == CLOUD_ASSISTANT and not params["verify_host"]:
+            # Ansible reaches this host through the ECS API: its host is an instance id, not an
+            # address, and nothing says the controller can reach it over SSH at all.
+            raise RotateError("the host is reached over Cloud Assistant (sshkeys.ecs.cloud_assistant), not SSH: the proof "
+                              "that the new key logs in needs the instance's SSH address in verify_host; where the "
+                              "controller has no SSH path to it, rotating without that proof takes verify=false and "
+                              "accept_lockout_risk=true")
         host = params["verify_host"] or self._connection_value("host") or self._play_context.remote_addr \
             or task_vars.get("ansible_host") or task_vars.get("inventory_hostname")
         port = params["verify_port"] or self._connection_value("port") or self._play_context.port

@@ -183,6 +183,10 @@ attributes:
 notes:
   - Connections other than C(ssh) work too when O(verify_host) (and O(verify_port)) say where
     the proof should log in.
+  - Over the P(sshkeys.ecs.cloud_assistant#connection) connection the host is an instance id, not an
+    address, so the rotation refuses before any change unless O(verify_host) gives the instance's SSH
+    address; where the controller has no SSH path to it, only O(verify=false) with
+    O(accept_lockout_risk=true) rotates, without proof.
   - "Later tasks of the play still reach the host through Ansible's open connection for a while
     (C(ControlPersist)), even when it used the old key. Point C(ansible_ssh_private_key_file) at
     the new key for later plays, or use C(meta: reset_connection)."

@@ -390,3 +390,38 @@ def test_the_session_step_carries_no_key_material_and_no_file_content(keyfile, k
     text = json.dumps(steps[0].args)
     assert "# keys" not in text and NEW_PRIVATE not in text and OLD_PRIVATE not in text
     assert steps[0].args["_phase"] == "remove_old" and steps[0].args["_run_backup"]
+
+
+# -- over Cloud Assistant: no SSH path known unless verify_host gives one ---------------------------
+
+def test_over_cloud_assistant_without_verify_host_it_refuses_before_any_change(keyfile, keys):
+    host = Host()
+    action = make(rotate_args(keyfile, keys), host, [])
+    action._connection.transport = "sshkeys.ecs.cloud_assistant"
+    result = action.run(task_vars={})
+    assert result["failed"] and "Cloud Assistant" in result["msg"] and "verify_host" in result["msg"]
+    assert "accept_lockout_risk" in result["msg"]
+    assert keyfile.read_text() == ORIGINAL and host.calls == [] and action.proofs == []
+
+
+def test_over_cloud_assistant_the_proof_logs_in_on_verify_host(keyfile, keys):
+    host = Host()
+    action = make(rotate_args(keyfile, keys, verify_host="10.0.0.5"), host, [LOGGED_IN])
+    action._connection.transport = "sshkeys.ecs.cloud_assistant"
+    result = action.run(task_vars={})
+    assert not result.get("failed"), result
+    assert action.proofs[0][0].host == "10.0.0.5" and result["verification"]["new_key_login"] is True
+    assert keyfile.read_text() == f"# keys\nno-pty {NEW.line()}\n"
+
+
+def test_over_cloud_assistant_without_proof_only_with_accept_lockout_risk(keyfile, keys):
+    host = Host()
+    refused = make(rotate_args(keyfile, keys, verify=False), host, [])
+    refused._connection.transport = "sshkeys.ecs.cloud_assistant"
+    assert "accept_lockout_risk" in refused.run(task_vars={})["msg"] and keyfile.read_text() == ORIGINAL
+    action = make(rotate_args(keyfile, keys, verify=False, accept_lockout_risk=True), host, [])
+    action._connection.transport = "sshkeys.ecs.cloud_assistant"
+    result = action.run(task_vars={})
+    assert not result.get("failed"), result
+    assert action.proofs == [] and "verification" not in result
+    assert keyfile.read_text() == f"# keys\nno-pty {NEW.line()}\n"
