@@ -36,26 +36,24 @@ options:
   alicloud_access_key:
     description:
       - The AccessKey ID used to sign requests.
-      - If not set, the first of the environment variables E(ALIBABA_CLOUD_ACCESS_KEY_ID),
-        E(ALICLOUD_ACCESS_KEY) and E(ALICLOUD_ACCESS_KEY_ID) that is set, then the current (or
-        O(alicloud_profile)) profile of the Alibaba Cloud CLI file C(~/.aliyun/config.json) in
-        C(AK) or C(StsToken) mode.
+      - If not set, the credentials chain the cloud modules follow (the environment, OIDC, the CLI
+        profile file in any mode the modules serve, the credentials file, the instance's RAM role;
+        see the C(docs/credentials.md) guide). An AccessKey ID and its secret always come from the
+        same place. The source used is shown at C(-vvv).
       - May be a template, for example a lookup of a vaulted variable.
     type: str
     aliases: [access_key]
   alicloud_secret_key:
     description:
       - The AccessKey secret that belongs to O(alicloud_access_key).
-      - If not set, E(ALIBABA_CLOUD_ACCESS_KEY_SECRET), E(ALICLOUD_SECRET_KEY) or
-        E(ALICLOUD_ACCESS_KEY_SECRET), then the CLI profile file.
+      - Set together with O(alicloud_access_key).
       - Never shown in output or error messages.
     type: str
     aliases: [secret_key]
   alicloud_security_token:
     description:
       - An STS security token, for temporary credentials.
-      - If not set, E(ALIBABA_CLOUD_SECURITY_TOKEN) or E(ALICLOUD_SECURITY_TOKEN), then the
-        C(sts_token) of a C(StsToken) profile.
+      - Taken with the AccessKey it belongs to, from the same place.
     type: str
     aliases: [security_token]
   alicloud_region:
@@ -70,9 +68,49 @@ options:
       - The profile of the Alibaba Cloud CLI file C(~/.aliyun/config.json) to read when the
         credentials or the region are not given otherwise. Defaults to the file's current profile.
       - If not set, E(ALIBABA_CLOUD_PROFILE), E(ALIBABACLOUD_PROFILE) or E(ALICLOUD_PROFILE).
-      - The file is not read when E(ALIBABA_CLOUD_CLI_PROFILE_DISABLED) is V(true).
+      - The file is not read when E(ALIBABA_CLOUD_CLI_PROFILE_DISABLED) is V(true), unless this option names
+        a profile.
     type: str
     aliases: [profile]
+  shared_credentials_file:
+    description:
+      - The path of the Alibaba Cloud CLI profile file, instead of C(~/.aliyun/config.json).
+      - If not set, E(ALICLOUD_SHARED_CREDENTIALS_FILE).
+    type: path
+  alicloud_assume_role_arn:
+    description:
+      - The ARN of a RAM role, C(acs:ram::<account id>:role/<name>), to assume (STS AssumeRole) with the
+        credentials found; the instances are then listed with the temporary credentials.
+      - If not set, E(ALICLOUD_ASSUME_ROLE_ARN).
+    type: str
+    aliases: [assume_role_arn]
+  alicloud_assume_role_session_name:
+    description:
+      - The session name of the assumed role, 2 to 64 letters, digits or C(.@-_).
+      - If not set, E(ALICLOUD_ASSUME_ROLE_SESSION_NAME), else C(ansible).
+    type: str
+    aliases: [assume_role_session_name]
+  alicloud_assume_role_session_expiration:
+    description:
+      - How long the temporary credentials last, in seconds, 900 to 43200.
+      - If not set, E(ALICLOUD_ASSUME_ROLE_SESSION_EXPIRATION), else what STS gives (3600).
+    type: int
+    aliases: [assume_role_session_expiration]
+  alicloud_sts_endpoint:
+    description:
+      - The STS endpoint used to assume roles, a host name (HTTPS) or a URL; an option of this
+        collection, for tests and private endpoints.
+      - If not set, E(ALIBABA_CLOUD_STS_ENDPOINT), else C(sts.<region>.aliyuncs.com) (C(sts-vpc.<region>...)
+        when E(ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED) is V(true)).
+    type: str
+    aliases: [sts_endpoint]
+  ecs_role_name:
+    description:
+      - The RAM role of the ECS instance this runs on, whose temporary credentials the instance metadata
+        service gives. Without any other credentials the instance's role is used anyway, unless
+        E(ALIBABA_CLOUD_ECS_METADATA_DISABLED) is V(true).
+    type: str
+    aliases: [role_name]
   ecs_endpoint:
     description:
       - The ECS API endpoint, as a host name (HTTPS is used) or a URL such as
@@ -287,7 +325,9 @@ from ansible_collections.sshkeys.ecs.plugins.plugin_utils._ecs_inventory import 
 
 # Options that may be templates (for example a vault lookup); everything else is taken as is.
 _TEMPLATED = ("alicloud_access_key", "alicloud_secret_key", "alicloud_security_token", "alicloud_region",
-              "alicloud_profile", "ecs_endpoint")
+              "alicloud_profile", "ecs_endpoint", "shared_credentials_file", "alicloud_assume_role_arn",
+              "alicloud_assume_role_session_name", "alicloud_assume_role_session_expiration", "alicloud_sts_endpoint",
+              "ecs_role_name")
 _SETTINGS = ("ecs_signature_version", "ecs_timeout", "ecs_retries", "ecs_retry_delay", "validate_certs",
              "ecs_endpoint_type")
 # Bumped when the cached data changes shape, so an old cache is not misread.

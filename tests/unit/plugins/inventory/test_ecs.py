@@ -256,6 +256,28 @@ def test_the_source_of_the_credentials_shows_at_vvv(tmp_path):
     assert not any(SECRET in m or TOKEN in m for m in messages)
 
 
+def test_a_role_assumed_with_the_inventory_options(tmp_path, monkeypatch):
+    from ansible_collections.sshkeys.ecs.plugins.module_utils import _sts
+    asked = []
+
+    def sts(method, scheme, host, port, target, headers, body, timeout, context):
+        asked.append((host, port, dict(parse_qsl(urlsplit(target).query))))
+        return HttpReply(200, {}, json.dumps({"RequestId": "R", "Credentials": {
+            "AccessKeyId": "STS.inventory", "AccessKeySecret": "temporary-secret", "SecurityToken": "temporary-token",
+            "Expiration": "2099-01-01T00:00:00Z"}}).encode())
+
+    monkeypatch.setattr(_sts, "http_transport", sts)
+    fake, messages = FakeEcs(fleet()), []
+    run(tmp_path, fake, dict(BASE, alicloud_assume_role_arn="acs:ram::123:role/lister", assume_role_session_name="inv",
+                             alicloud_sts_endpoint="http://127.0.0.1:9"),
+        shown=lambda msg, *args, **kwargs: messages.append(msg))
+    assert asked == [("127.0.0.1", 9, {"RoleArn": "acs:ram::123:role/lister", "RoleSessionName": "inv"})]
+    assert "Credential=STS.inventory," in fake.requests[0]["headers"]["authorization"]
+    assert fake.requests[0]["headers"]["x-acs-security-token"] == "temporary-token"
+    assert any("credentials from role acs:ram::123:role/lister assumed with the options" in m for m in messages)
+    assert not any("temporary" in m for m in messages)
+
+
 def test_a_token_is_taken_with_its_access_key(tmp_path, monkeypatch):
     """The AccessKey of the options goes with the options' token only: a token of the environment
     belongs to the environment's AccessKey (issue 19: credentials from two places got mixed)."""
