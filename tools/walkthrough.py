@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Runs docs/getting-started.md exactly as written, outside the checkout.
 
 usage: walkthrough.py PAGE TARBALL EMULATOR_WHEEL [--python PYTHON] [--keep]

@@ -47,8 +47,8 @@ def add_commands(sub) -> None:
                      help="wait up to SECONDS for the ready file to appear (an emulator just started)")
     env.set_defaults(run=run_env)
 
-    instances = sub.add_parser("instances", help="create or list instances").add_subparsers(dest="instances_command",
-                                                                                          required=True)
+    instances_parser = sub.add_parser("instances", help="create or list instances")
+    instances = instances_parser.add_subparsers(dest="instances_command", required=True)
     create = instances.add_parser("create", parents=[where], help="create instances (RunInstances) and wait until they run",
                                   description="Create instances through RunInstances in any account and region. Whether "
                                               "they are podman containers with sshd or virtual rows is the emulator's "
@@ -57,8 +57,9 @@ def add_commands(sub) -> None:
     create.add_argument("--count", type=int, default=1, help="how many (1 to 100, default 1)")
     create.add_argument("--name", default="", help="InstanceName (default: the instance id)")
     create.add_argument("--key-pair", default="", metavar="NAME", help="a key pair to bind at the first boot (Linux only)")
-    create.add_argument("--image", default="", metavar="ID", help="ImageId (default: a Debian or Windows image id; "
-                                                                    "an id starting with 'win' makes a Windows instance)")
+    create.add_argument("--image", default="", metavar="ID",
+                        help="ImageId (default: a Debian or Windows image id; an id starting with 'win' makes a "
+                             "Windows instance)")
     create.add_argument("--account", default="", metavar="NAME", help="account (default: the first one)")
     create.add_argument("--region", default="", help="region (default: the first one served)")
     create.add_argument("--no-wait", action="store_true", help="return while they are still Pending")

@@ -17,7 +17,8 @@ import time
 import pytest
 
 from support import EMULATOR, REGION, SDKS, ApiFailure, EmulatorProcess
-from test_podman_instances import instance_image  # noqa: F401 - the fixture of the podman test below
+# The fixture that builds or imports the instance image, for the podman test at the end.
+from test_podman_instances import instance_image  # noqa: F401 pylint: disable=unused-import
 
 
 @pytest.fixture

@@ -329,7 +329,7 @@ public_key_file:
   description:
     - The public key file this task wrote beside a private key it made (O(generate=local), O(write_public_key)).
   returned: when written
-  type: path
+  type: str
   sample: /home/deploy/.ssh/deploy.pem.pub
 private_key:
   description:
