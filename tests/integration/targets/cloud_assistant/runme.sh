@@ -174,6 +174,28 @@ if ansible-playbook sshkeys.ecs.recover_access -i "$work/recover_inventory.yml" 
   -e recover_public_key="-----BEGIN OPENSSH PRIVATE KEY-----" >"$work/out" 2>&1; then fail "a private key was taken"; fi
 grep -q "never a" "$work/out" || { cat "$work/out"; fail "bad input: unclear error"; }
 
+step "authorized_key_rotate over Cloud Assistant: refused without verify_host, proven on verify_host"
+ssh-keygen -q -t ed25519 -N "" -C ca-rotated -f "$work/rotated"
+cat >"$work/rotate.yml" <<YAML
+- hosts: box
+  gather_facts: false
+  tasks:
+    - sshkeys.ecs.authorized_key_rotate:
+        user: ecs-user
+        old_key: "$(cat "$work/recovered.pub")"
+        new_key: "$(cat "$work/rotated.pub")"
+        new_private_key_path: "$work/rotated"
+        verify_host: "{{ proof_host | default(omit) }}"
+        verify_ssh_args: [-o, StrictHostKeyChecking=no, -o, UserKnownHostsFile=/dev/null]
+YAML
+if ansible-playbook "${inv[@]}" "$work/rotate.yml" >"$work/out" 2>&1; then fail "rotated without a way to prove"; fi
+grep -q "verify_host" "$work/out" || { cat "$work/out"; fail "rotation: unclear refusal"; }
+[ "$("${ssh_login[@]}" -i "$work/recovered" "ecs-user@$address" id -un)" = ecs-user ] || fail "the refusal changed the file"
+ansible-playbook "${inv[@]}" "$work/rotate.yml" -e "proof_host=$address" >"$work/out" \
+  || { cat "$work/out"; fail "rotation with verify_host"; }
+[ "$("${ssh_login[@]}" -i "$work/rotated" "ecs-user@$address" id -un)" = ecs-user ] || fail "the rotated key does not log in"
+if "${ssh_login[@]}" -i "$work/recovered" "ecs-user@$address" true 2>/dev/null; then fail "the old key still logs in"; fi
+
 step "faults: Windows, stopped, timeout, throttling while polling"
 if ansible "${inv[@]}" windows_box -m ansible.builtin.ping >"$work/out" 2>&1; then fail "Windows answered"; fi
 grep -q "cannot run shell scripts" "$work/out" || { cat "$work/out"; fail "Windows: unclear error"; }
