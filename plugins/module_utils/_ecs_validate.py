@@ -156,6 +156,11 @@ def validate_tags(tags: Optional[Mapping[str, Any]]) -> Optional[Dict[str, str]]
             raise KeypairError(f"tag key {quote_input(key[:40])} must be 1 to 128 characters long")
         if key.lower().startswith(("aliyun", "acs:")):
             raise KeypairError(f"tag key {quote_input(key)} must not start with 'aliyun' or 'acs:'")
+        # The CreateKeyPair request model (alibabacloud_ecs20140526 7.11.8) forbids it for values
+        # too; the TagResources and ImportKeyPair models do not say so. Refused everywhere: a
+        # value one action takes and another refuses would make the same tags fail half way.
+        if text.lower().startswith("acs:"):
+            raise KeypairError(f"tag value of {quote_input(key)} must not start with 'acs:'")
         for part, what in ((key, "key"), (text, "value")):
             if _has_url(part):
                 raise KeypairError(f"tag {what} of {quote_input(key)} must not contain http:// or https:// "

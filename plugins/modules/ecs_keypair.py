@@ -170,8 +170,8 @@ options:
     default: false
   tags:
     description:
-      - Tags for the key pair, up to 20. Keys must not start with C(aliyun) or C(acs:); neither keys nor values may
-        contain C(http://) or C(https://), in any letter case.
+      - Tags for the key pair, up to 20. Keys must not start with C(aliyun) or C(acs:), values not with C(acs:);
+        neither keys nor values may contain C(http://) or C(https://), in any letter case.
       - Not set means tags are left as they are.
       - Changed tags are set (TagResources) before the others are removed (UntagResources), so a failure in between
         loses no tag; only when the old and new tags together would pass 20 are the old ones removed first. A failure

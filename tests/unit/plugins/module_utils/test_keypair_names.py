@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to the sshkeys.ecs collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Key pair names: the rule of ECS (Unicode letters, Chinese names included), checked locally."""
+"""Key pair names (the rule of ECS: Unicode letters, Chinese names included) and tags, checked locally."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_validate import (
     KeypairError,
     validate_name,
     validate_pattern,
+    validate_tags,
 )
 
 
@@ -49,3 +50,18 @@ def test_unicode_patterns_are_taken(pattern):
 def test_bad_patterns_are_refused(pattern):
     with pytest.raises(KeypairError, match="may hold only"):
         validate_pattern(pattern)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tags (checked here too, as the names are: before any request).
+
+
+@pytest.mark.parametrize("value", ["acs:team", "ACS:team"])
+def test_a_tag_value_starting_with_acs_is_refused(value):
+    with pytest.raises(KeypairError, match="tag value of 'owner' must not start with 'acs:'"):
+        validate_tags({"owner": value})
+
+
+@pytest.mark.parametrize("value", ["", "team-acs:1", "ac:s", "密钥"])
+def test_other_tag_values_are_taken(value):
+    assert validate_tags({"owner": value}) == {"owner": value}
