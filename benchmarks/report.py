@@ -485,10 +485,30 @@ class Report:
         return "\n".join(parts)
 
 
+def _cloud_assistant(report: "Report") -> None:
+    data = report.section("cloud_assistant")
+    if data is None:
+        return
+    ssh, ca = _median(data["ssh"]), _median(data["cloud_assistant"])
+    calls = data["calls"]
+    totals = [sum(run.values()) for run in calls]
+    report.row("One authorized_keys task over Cloud Assistant vs over SSH (emulator, one instance)", _s(ca), _s(ssh),
+               f"{ca / ssh:.2f}x", "measured, no goal", "n/a")
+    lines = ["One play with one `sshkeys.ecs.authorized_keys` task adding a new key, pipelining on, on one podman "
+             "instance of the emulator; runs alternate. The agent is `podman exec` here: a real region adds its "
+             "own API and agent latency.", "", "| Way | Median | Runs (s) | API calls per run |", "|---|---|---|---|",
+             f"| SSH | {_s(ssh)} | " + ", ".join(f"{t:.2f}" for t in data["ssh"]) + " | none |",
+             f"| Cloud Assistant | {_s(ca)} | " + ", ".join(f"{t:.2f}" for t in data["cloud_assistant"]) + " | "
+             + "; ".join(", ".join(f"{name} {count}" for name, count in sorted(run.items())) for run in calls[:1])
+             + f" (total {min(totals)} to {max(totals)}) |"]
+    report.details.append(("Cloud Assistant", lines))
+
+
 def write(results: dict, out: Path) -> str:
     """Write RESULTS.md and the plots into out; return the summary table."""
     report = Report(results, out)
     for name in ("tasks", "api", "authorized_keys", "alone_row", "rotation", "payload", "emulator"):
         getattr(report, name)()
+    _cloud_assistant(report)
     (out / "RESULTS.md").write_text(report.document(), encoding="utf-8")
     return report.summary()

@@ -5,7 +5,7 @@ with each other for the CPUs), keeps the raw samples in results.json and renders
 the PNG plots from them (benchmarks/report.py). A section that fails is reported as failed and
 the others still run. Nothing here is a test: no figure can fail the run.
 
-    .venv-bench/bin/python benchmarks/run.py [--quick] [--only emulator,api,tasks,authorized_keys,rotation,payload]
+    .venv-bench/bin/python benchmarks/run.py [--quick] [--only emulator,api,tasks,authorized_keys,rotation,payload,cloud_assistant]
                                              [--out DIR] [--from-json FILE]
 
 --quick is a smoke run (a minute or two): fewer rounds, smaller sizes, written to
@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import authorized_keys_bulk
+import cloud_assistant
 import ecs_keypair_task
 import emulator_load
 import payload
@@ -40,6 +41,7 @@ SECTIONS = {
     "authorized_keys": authorized_keys_bulk.measure,
     "rotation": rotate_fleet.measure,
     "payload": payload.measure,
+    "cloud_assistant": cloud_assistant.measure,
 }
 
 
