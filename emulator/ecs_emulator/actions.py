@@ -7,6 +7,7 @@ ctx.after() and starts only once the transaction committed.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import re
@@ -493,9 +494,36 @@ def list_tag_resources(ctx: Context) -> dict:
 
 # --- instances ----------------------------------------------------------------------------------
 
+def _stable_hex(*parts: str, length: int = 17) -> str:
+    """A made-up id part that stays the same for the same inputs (restarts included)."""
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
+
+
+def _network_fields(r: sqlite3.Row) -> dict:
+    """What a VPC instance reports of its network (DescribeInstances response model of
+    alibabacloud_ecs20140526 7.11.8): one VPC and security group per account and region, a
+    private address and a primary network interface per instance. Made up, but stable."""
+    digest = bytes.fromhex(_stable_hex(r["id"], length=4))
+    private = f"172.16.{digest[0]}.{digest[1] % 253 + 1}"
+    vpc, vswitch = "vpc-" + _stable_hex(r["account"], r["region"]), "vsw-" + _stable_hex(r["account"], r["region"], "a")
+    return {
+        "VpcAttributes": {"VpcId": vpc, "VSwitchId": vswitch, "NatIpAddress": "",
+                          "PrivateIpAddress": {"IpAddress": [private]}},
+        "SecurityGroupIds": {"SecurityGroupId": ["sg-" + _stable_hex(r["account"], r["region"], "sg")]},
+        "NetworkInterfaces": {"NetworkInterface": [{
+            "NetworkInterfaceId": "eni-" + _stable_hex(r["id"], "eni"), "Type": "Primary",
+            "MacAddress": "00:16:3e:" + ":".join(_stable_hex(r["id"], "mac", length=6)[i:i + 2] for i in (0, 2, 4)),
+            "PrimaryIpAddress": private,
+            "PrivateIpSets": {"PrivateIpSet": [{"PrivateIpAddress": private, "Primary": True}]}}]},
+        "EipAddress": {"AllocationId": "", "IpAddress": "", "InternetChargeType": ""},
+        "Tags": {"Tag": []},
+    }
+
+
 def _instance_item(r: sqlite3.Row) -> dict:
     linux = r["os_type"] == "linux"
     return {
+        **_network_fields(r),
         "InstanceId": r["id"], "InstanceName": r["name"], "HostName": r["name"], "Description": "",
         "RegionId": r["region"], "ZoneId": f"{r['region']}-a", "Status": r["status"],
         "OSType": r["os_type"], "OSName": "Debian 12 64-bit" if linux else "Windows Server 2022 64-bit",
@@ -559,10 +587,28 @@ def run_instances(ctx: Context) -> dict:
     return {"InstanceIdSets": {"InstanceIdSet": ids}}
 
 
+def _token_paging(ctx: Context) -> tuple[int, int] | None:
+    """(after seq, page size) when the caller pages with NextToken/MaxResults, else None.
+
+    MaxResults below 10 or unset means 10 and above 100 means 100 (the DescribeInstances request
+    model says so, without an error); NextToken is what the previous page answered."""
+    if not ctx.params.get("MaxResults") and not ctx.params.get("NextToken"):
+        return None
+    raw = ctx.params.get("MaxResults") or "10"
+    if not re.fullmatch(r"[0-9]{1,9}", raw):
+        raise invalid("MaxResults", "expected an integer")
+    size = min(100, max(10, int(raw)))
+    token = ctx.params.get("NextToken") or ""
+    if token and not re.fullmatch(r"seq-[0-9]{1,12}", token):
+        raise ApiError("InvalidNextToken", "The specified NextToken is not valid.", 400)
+    return (int(token[4:]) if token else 0), size
+
+
 def describe_instances(ctx: Context) -> dict:
     region_id = region(ctx)
     page = opt_int(ctx, "PageNumber", 1, 1, 1_000_000)
     size = opt_int(ctx, "PageSize", 10, 1, 100)
+    tokens = _token_paging(ctx)
     where, args = ["account=?", "region=?"], [ctx.account.name, region_id]
     ids = json_list(ctx, "InstanceIds", 100, "InvalidInstanceIds.Malformed", required=False)
     if ids:
@@ -581,6 +627,13 @@ def describe_instances(ctx: Context) -> dict:
     clause = " AND ".join(where)
     with ctx.state.read() as db:
         total = db.execute(f"SELECT COUNT(*) FROM instances WHERE {clause}", args).fetchone()[0]
+        if tokens is not None:
+            after, size = tokens
+            rows = db.execute(f"SELECT * FROM instances WHERE {clause} AND seq > ? ORDER BY seq LIMIT ?",
+                              [*args, after, size + 1]).fetchall()
+            more, rows = len(rows) > size, rows[:size]
+            return {"TotalCount": total, "NextToken": f"seq-{rows[-1]['seq']}" if more else "",
+                    "Instances": {"Instance": [_instance_item(r) for r in rows]}}
         rows = db.execute(f"SELECT * FROM instances WHERE {clause} ORDER BY seq LIMIT ? OFFSET ?",
                           [*args, size, (page - 1) * size]).fetchall()
     return {"TotalCount": total, "PageNumber": page, "PageSize": size,

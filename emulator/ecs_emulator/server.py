@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 from . import admin, sigs, sts
 from .accounts import AccessKey, Account
 from .actions import ACTIONS, Config, Context
+from .catalog import ACTIONS as CATALOG_ACTIONS
 from .cloud_assistant import ACTIONS as CLOUD_ASSISTANT_ACTIONS
 from .errors import ApiError
 from .faults import Fault, FaultError, Faults, from_dict
@@ -338,7 +339,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._sts(action, params, query_params, headers, body, info, request_id)
         if version != API_VERSION:
             raise ApiError("InvalidVersion", f"Specified parameter Version is not valid (this endpoint serves {API_VERSION}).", 400)
-        handler = ACTIONS.get(action) or CLOUD_ASSISTANT_ACTIONS.get(action)
+        handler = ACTIONS.get(action) or CLOUD_ASSISTANT_ACTIONS.get(action) or CATALOG_ACTIONS.get(action)
         if handler is None:
             raise ApiError("InvalidAction.NotFound", "Specified api is not found, please check your url and method.", 404)
         key = self._authenticate(v3, params, query_params, headers, body)
