@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="whether ImportKeyPair accepts ssh-ed25519 keys (not on the published list; default accept)")
     serve.add_argument("--fault", type=_fault, action="append", default=[], metavar="SPEC",
                        help="inject a fault: ACTION=KIND[,probability=P][,count=N][,latency_ms=MS][,phase=before|after]"
-                            "[,status=S][,code=C]; KIND is throttling, throttling-user, internal, unavailable, latency "
+                            "[,status=S][,code=C][,retry_after_ms=MS]; KIND is throttling, throttling-user, internal, unavailable, latency "
                             "or drop; ACTION may be '*'. Repeatable.")
     serve.add_argument("--fault-seed", type=int, default=None, help="random seed for probabilistic faults")
     serve.add_argument("--admin-token", default=os.environ.get("ECS_EMULATOR_ADMIN_TOKEN"),

@@ -36,6 +36,7 @@ class Fault:
     phase: str = "before"           # 'before' the action runs or 'after' it committed
     status: int | None = None       # override the HTTP status of an error kind
     code: str | None = None         # override the error code
+    retry_after_ms: int | None = None  # send x-acs-retry-after (milliseconds, as the official SDK reads it)
 
     def validate(self) -> "Fault":
         if self.kind not in KINDS:
@@ -55,6 +56,9 @@ class Fault:
             raise FaultError("status must be an HTTP error status (400-599)")
         if self.code is not None and not isinstance(self.code, str):
             raise FaultError("code must be a string")
+        if self.retry_after_ms is not None and (not isinstance(self.retry_after_ms, int)
+                                                or not 1 <= self.retry_after_ms <= 600_000):
+            raise FaultError("retry_after_ms must be an integer from 1 to 600000")
         return self
 
     def error(self) -> tuple[int, str, str]:
@@ -63,7 +67,8 @@ class Fault:
 
 
 def parse_spec(spec: str) -> Fault:
-    """CLI form: ACTION=KIND[,probability=P][,count=N][,latency_ms=MS][,phase=after][,status=S][,code=C]."""
+    """CLI form: ACTION=KIND[,probability=P][,count=N][,latency_ms=MS][,phase=after][,status=S][,code=C]
+    [,retry_after_ms=MS]."""
     action, sep, rest = spec.partition("=")
     if not sep:
         raise FaultError(f"fault {spec!r}: expected ACTION=KIND[,option=value...]")
@@ -77,7 +82,7 @@ def parse_spec(spec: str) -> Fault:
         try:
             if name == "probability":
                 fault.probability = float(value)
-            elif name in ("count", "latency_ms", "status"):
+            elif name in ("count", "latency_ms", "status", "retry_after_ms"):
                 setattr(fault, name, int(value))
             elif name in ("phase", "code"):
                 setattr(fault, name, value.strip())

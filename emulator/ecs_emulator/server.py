@@ -214,6 +214,10 @@ class Handler(BaseHTTPRequestHandler):
         head = (f"{self.protocol_version} {status} {reason}\r\nServer: ecs-emulator\r\n"
                 f"Date: {http_date()}\r\nContent-Type: application/json;charset=utf-8\r\n"
                 f"Content-Length: {len(data)}\r\n")
+        # Headers a fault asked for (x-acs-retry-after), for this response only.
+        for name, value in getattr(self, "extra_headers", {}).items():
+            head += f"{name}: {value}\r\n"
+        self.extra_headers = {}
         if self.close_connection:
             head += "Connection: close\r\n"
         try:
@@ -387,6 +391,8 @@ class Handler(BaseHTTPRequestHandler):
             self._drop()
             return None
         status, code, message = fault.error()
+        if fault.retry_after_ms:
+            self.extra_headers = {"x-acs-retry-after": str(fault.retry_after_ms)}
         return status, {"Code": code, "Message": message, "RequestId": request_id, "HostId": "ecs.emulator"}
 
     def _authenticate(self, v3: bool, params: dict[str, str], query: dict[str, str],
