@@ -477,7 +477,6 @@ class Handler(BaseHTTPRequestHandler):
             return 200, {"Idle": emu.lifecycle.wait_idle(timeout=60)}
         return 404, {"Code": "InvalidAction.NotFound", "Message": "Unknown admin endpoint."}
 
-
     def _ssh_access(self, body: bytes) -> tuple[int, dict]:
         """Opens or closes one podman instance's SSH port to the controller (a security group rule)."""
         emu = self.emulator
