@@ -219,3 +219,19 @@ def test_oidc_tokens_are_checked_as_sts_checks_them(oidc, case, code):
     with pytest.raises(ApiFailure) as info:
         assume_oidc(emu, token, provider=provider)
     assert (info.value.code, info.value.status) == (code, 401)
+
+
+def test_assume_role_signed_v1_with_the_legacy_sdk(sts_emu):
+    """The legacy core SDK's CommonRequest: another v1 (HMAC-SHA1) client of STS besides the
+    official STS client, which signs its RPC calls the same way."""
+    from aliyunsdkcore.client import AcsClient
+    from aliyunsdkcore.request import CommonRequest
+    client = AcsClient(MAIN[0], MAIN[1], REGION, auto_retry=False, timeout=30)
+    request = CommonRequest(domain=sts_emu.endpoint, version="2015-04-01", action_name="AssumeRole")
+    request.set_protocol_type("http")
+    request.set_method("POST")
+    request.add_query_param("RoleArn", f"acs:ram::{MAIN_UID}:role/legacy")
+    request.add_query_param("RoleSessionName", "legacy-sdk")
+    body = json.loads(client.do_action_with_exception(request))
+    assert body["Credentials"]["AccessKeyId"].startswith("STS.")
+    assert body["AssumedRoleUser"]["Arn"] == f"acs:ram::{MAIN_UID}:role/legacy/legacy-sdk"
