@@ -226,6 +226,10 @@ class Resolver:
         key, secret = self.options.get("alicloud_access_key"), self.options.get("alicloud_secret_key")
         token = self.options.get("alicloud_security_token")
         if not key and not secret:
+            if token:
+                # A token belongs to its temporary AccessKey: never sent with another source's key.
+                raise CredentialError("alicloud_security_token is set in the options but alicloud_access_key and "
+                                      "alicloud_secret_key are not (a token goes with the AccessKey it was issued with)")
             return None
         # An AccessKey ID and its secret come from one place: never an ID from the options and
         # the secret from the environment (that signs with the wrong secret).

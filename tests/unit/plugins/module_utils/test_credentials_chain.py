@@ -69,6 +69,12 @@ def test_options_keep_their_secret_with_their_id():
     assert "env-secret" not in str(caught.value)
 
 
+def test_a_token_in_the_options_needs_its_access_key_there():
+    environ = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI-env", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "env-secret"}
+    with pytest.raises(CredentialError, match="a token goes with the AccessKey it was issued with"):
+        resolve_connection(dict(REGION, alicloud_security_token="opt-token"), environ)
+
+
 @pytest.mark.parametrize("name", ["ALIBABA_CLOUD_ACCESS_KEY_ID", "ALICLOUD_ACCESS_KEY", "ALICLOUD_ACCESS_KEY_ID"])
 def test_an_id_alone_in_the_environment_says_the_secret_is_missing(name):
     with pytest.raises(CredentialError) as caught:
