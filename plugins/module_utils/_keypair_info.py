@@ -25,6 +25,7 @@ from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_validate import (
     FINGERPRINT_PATTERN,
     KeypairError,
     validate_fingerprint,
+    validate_name,
     validate_pattern,
     validate_plain_id,
     validate_tags,
@@ -90,6 +91,33 @@ def list_key_pairs(client: Any, *, names: Sequence[str] = (), fingerprint: Optio
             entry["public_key"] = None
         results.append(entry)
     return results
+
+
+def taken_name_list(names: Sequence[str]) -> List[str]:
+    """The names for taken_names, checked (before any call) and without repeats."""
+    names = list(dict.fromkeys(names))
+    for name in names:
+        validate_name(name, "find_taken_names")
+    return names
+
+
+def taken_names(client: Any, names: Sequence[str]) -> Dict[str, List[Dict[str, Any]]]:
+    """{name: instances} for those of the names that no key pair holds but instances still show.
+
+    A key pair deleted while it was attached (ECS allowed it, and the key pair guide still
+    describes it) keeps its name taken until it is detached from every instance that shows the
+    name: CreateKeyPair and ImportKeyPair under that name fail with KeyPair.AlreadyExist, while
+    DescribeKeyPairs lists nothing. One DescribeInstances by KeyPairName per such name.
+    """
+    names = taken_name_list(names)
+    existing = existing_key_pairs(client, names)
+    found: Dict[str, List[Dict[str, Any]]] = {}
+    for name in names:
+        if name not in existing:
+            holders = instances_holding(client, name)
+            if holders:
+                found[name] = [instance_summary(item) for item in holders]
+    return found
 
 
 def split_fingerprint(value: Optional[str]) -> Tuple[Optional[str], Optional[str]]:

@@ -65,6 +65,17 @@ options:
       - Add the instances that hold each key pair.
     type: bool
     default: false
+  find_taken_names:
+    description:
+      - Exact key pair names to look up among the instances too; the result's RV(taken_names) lists those that
+        no key pair holds but instances still show.
+      - Such a name is left by a key pair deleted while it was attached. It stays taken until it is detached from
+        each of those instances; creating or importing a key pair under it fails with C(KeyPair.AlreadyExist).
+      - Costs one DescribeKeyPairs query per name (one paged listing for more than 5), and one DescribeInstances
+        query per name that no key pair holds.
+    type: list
+    elements: str
+    default: []
 seealso:
   - module: sshkeys.ecs.ecs_keypair
 """
@@ -136,6 +147,14 @@ key_pairs:
       type: list
       elements: dict
       returned: when O(include_instances=true)
+taken_names:
+  description:
+    - Name to the instances that still show it (instance_id, instance_name, status, os_type, public_ip_addresses),
+      for each name of O(find_taken_names) that no key pair holds; empty when every name is free or held by a key
+      pair.
+  returned: success
+  type: dict
+  sample: {"deploy": [{"instance_id": "i-bp1a2b3c4d5e6f7g8h9i", "status": "Running"}]}
 error:
   description: The API error when a call failed - code, message, request id, HTTP status and action.
   returned: failure after an API error
@@ -143,7 +162,15 @@ error:
 """
 
 from ansible_collections.sshkeys.ecs.plugins.module_utils._ecs_module import EcsModule
-from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_info import list_key_pairs
+from ansible_collections.sshkeys.ecs.plugins.module_utils._keypair_info import list_key_pairs, taken_name_list, taken_names
+
+
+def read(module: EcsModule) -> dict:
+    """The key pairs, and the names of find_taken_names that only instances still show."""
+    wanted_taken = taken_name_list(module.params["find_taken_names"])
+    key_pairs = list_key_pairs(module.client, **module.values(
+        "names", "fingerprint", "tags", "resource_group_id", "include_public_key", "include_instances"))
+    return {"changed": False, "key_pairs": key_pairs, "taken_names": taken_names(module.client, wanted_taken)}
 
 
 def main() -> None:
@@ -155,11 +182,11 @@ def main() -> None:
             resource_group_id=dict(type="str"),
             include_public_key=dict(type="bool", default=True, no_log=False),
             include_instances=dict(type="bool", default=False),
+            find_taken_names=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )
-    module.run(lambda m: {"changed": False, "key_pairs": list_key_pairs(m.client, **m.values(
-        "names", "fingerprint", "tags", "resource_group_id", "include_public_key", "include_instances"))})
+    module.run(read)
 
 
 if __name__ == "__main__":

@@ -217,3 +217,26 @@ def test_malformed_fingerprints_are_refused_before_a_call(fake_ecs, run_module, 
     assert result["failed"] is True
     assert words in result["msg"]
     assert fake_ecs.log == []
+
+
+def test_find_taken_names_lists_names_only_instances_still_show(fake_ecs, run_module):
+    """A key pair deleted while attached leaves its name taken: find_taken_names shows who holds it."""
+    seed(fake_ecs, 1, prefix="web")
+    for instance_id, name in (("i-1", "gone"), ("i-2", "gone"), ("i-3", "web000")):
+        fake_ecs.instances[instance_id] = {"InstanceId": instance_id, "KeyPairName": name, "Status": "Running",
+                                           "OSType": "linux"}
+    fake_ecs.log.clear()
+    result, _out = run_module(ecs_keypair_info.main, {"names": ["nothing"], "find_taken_names": ["gone", "web000", "free", "gone"]})
+    assert result["key_pairs"] == []
+    # web000 is held by its key pair, free by nothing: only gone is taken without a key pair.
+    assert list(result["taken_names"]) == ["gone"]
+    assert [i["instance_id"] for i in result["taken_names"]["gone"]] == ["i-1", "i-2"]
+    assert [p.get("KeyPairName") for a, p in fake_ecs.log if a == "DescribeInstances"] == ["gone", "free"]
+    result, _out = run_module(ecs_keypair_info.main, {})
+    assert result["taken_names"] == {}
+
+
+def test_find_taken_names_refuses_a_blank_name_before_any_call(fake_ecs, run_module):
+    result, _out = run_module(ecs_keypair_info.main, {"find_taken_names": ["ok", " bad"]})
+    assert result["failed"] and "find_taken_names" in result["msg"]
+    assert fake_ecs.log == []
