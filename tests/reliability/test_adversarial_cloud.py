@@ -882,7 +882,7 @@ SECRET_PLACES: Dict[str, Tuple[str, Callable[[str, str], Dict[str, Any]]]] = {
                                                           "alicloud_access_key": s}),
     "ecs_keypair alicloud_security_token": (KP, lambda s, n: {"name": n, "return_private_key": True,
                                                               "alicloud_security_token": s}),
-    "ecs_keypair_info alicloud_profile (not used: keys are given)": (INFO, lambda s, n: {"alicloud_profile": s}),
+    "ecs_keypair_info alicloud_profile (a named profile is looked for first)": (INFO, lambda s, n: {"alicloud_profile": s}),
     "ecs_keypair ecs_endpoint": (KP, lambda s, n: {"name": n, "return_private_key": True, "ecs_endpoint": s}),
     "ecs_keypair ecs_signature_version (a choice)": (KP, lambda s, n: {"name": n, "ecs_signature_version": s}),
     "ecs_keypair_info names[]": (INFO, lambda s, n: {"names": [s]}),

@@ -50,8 +50,11 @@ def _cloud_tasks(home: Path, suffix: str, instance_ids: List[str], user_key, oth
                                      "passphrase": PASSPHRASE, "private_key_path": str(ssh / "local_key")}},
         {"name": "create, private key returned under no_log", "no_log": True,
          "sshkeys.ecs.ecs_keypair": {"name": f"sec-ret-{suffix}", "return_private_key": True}},
+        # The AccessKey as options, ID and secret together: the collection never takes an ID from
+        # one place and its secret from another.
         {"name": "import with the secret as an option",
          "sshkeys.ecs.ecs_keypair": {"name": f"sec-imp-{suffix}", "public_key": user_key.public,
+                                     "alicloud_access_key": "{{ lookup('env', 'ALIBABA_CLOUD_ACCESS_KEY_ID') }}",
                                      "alicloud_secret_key": "{{ lookup('env', 'ALIBABA_CLOUD_ACCESS_KEY_SECRET') }}",
                                      "tags": {"team": "sec"}}},
         {"name": "describe", "sshkeys.ecs.ecs_keypair_info": {"names": [f"sec-*-{suffix}"], "include_instances": True}},
@@ -59,7 +62,8 @@ def _cloud_tasks(home: Path, suffix: str, instance_ids: List[str], user_key, oth
         {"name": "attach", "when": "not ansible_check_mode",
          "sshkeys.ecs.ecs_keypair_attach": {"key_pair_name": f"sec-imp-{suffix}", "instance_ids": instance_ids}},
         {"name": "a wrong secret", "ignore_errors": True,
-         "sshkeys.ecs.ecs_keypair_info": {"names": ["x*"], "alicloud_secret_key": WRONG_SECRET, "ecs_retries": 0}},
+         "sshkeys.ecs.ecs_keypair_info": {"names": ["x*"], "alicloud_secret_key": WRONG_SECRET, "ecs_retries": 0,
+                                          "alicloud_access_key": "{{ lookup('env', 'ALIBABA_CLOUD_ACCESS_KEY_ID') }}"}},
         {"name": "authorized keys",
          "sshkeys.ecs.authorized_keys": {"user": "root", "path": ak_path, "keys": [other_key.public]}},
         {"name": "authorized keys info", "sshkeys.ecs.authorized_keys_info": {"user": "root", "path": ak_path}},
