@@ -15,7 +15,7 @@ this file is where it is called. Each wrapper says what its answers mean once, f
 * every other error rises as ``EcsApiError`` from the signed client, which has already retried
   what may be retried.
 
-Standard library only; the client is anything with ``call``, ``paginate`` and ``region`` (the
+Standard library only; the client is anything with ``call``, ``paginate``, ``paginate_tokens`` and ``region`` (the
 signed ``EcsClient`` or a fake at that seam in tests).
 """
 
@@ -156,7 +156,7 @@ def describe_instances(client: Any, *, instance_ids: Optional[Sequence[str]] = N
                        key_pair_name: Optional[str] = None, status: Optional[str] = None,
                        instance_name: Optional[str] = None,
                        tags: Optional[Mapping[str, Optional[str]]] = None) -> List[Any]:
-    """DescribeInstances, every page (100 a call); instance ids go 100 to a call as well.
+    """DescribeInstances, every page (100 a call, paged with NextToken); instance ids go 100 to a call as well.
 
     ``tags`` filters on tags; a value of None matches the tag with any value.
     """
@@ -164,10 +164,10 @@ def describe_instances(client: Any, *, instance_ids: Optional[Sequence[str]] = N
     base.update(tag_params(tags, none_means_any=True))
     path = ("Instances", "Instance")
     if instance_ids is None:
-        return list(client.paginate("DescribeInstances", base, path))
+        return list(client.paginate_tokens("DescribeInstances", base, path))
     found: List[Any] = []
     for group in chunks(instance_ids, MAX_DESCRIBE_INSTANCE_IDS):
-        found.extend(client.paginate("DescribeInstances", dict(base, InstanceIds=json_list(group)), path))
+        found.extend(client.paginate_tokens("DescribeInstances", dict(base, InstanceIds=json_list(group)), path))
     return found
 
 

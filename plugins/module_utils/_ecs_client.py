@@ -36,6 +36,9 @@ EMPTY_BODY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 # The largest page each Describe action allows (shared API facts): fewer round trips.
 MAX_PAGE_SIZE = {"DescribeKeyPairs": 50, "DescribeInstances": 100}
+# MaxResults of the actions paged with NextToken (DescribeInstances: the request model of
+# alibabacloud_ecs20140526 7.11.8 says PageNumber/PageSize are about to be deprecated).
+MAX_RESULTS = {"DescribeInstances": 100}
 # The most items one JSON-array parameter may hold.
 MAX_KEY_PAIR_NAMES = 100
 MAX_INSTANCE_IDS = 50
@@ -531,6 +534,21 @@ class EcsClient:
         """How many requests of this action were sent so far, retries included."""
         return self.actions.count(action)
 
+    def paginate_tokens(self, action: str, params: Optional[Mapping[str, Any]], path: Sequence[str]) -> Iterator[dict]:
+        """Every item of every page, paged with MaxResults and NextToken."""
+        token: Optional[str] = None
+        seen: set = set()
+        while True:
+            query = dict(params or {})
+            query["MaxResults"] = MAX_RESULTS.get(action, 100)
+            if token:
+                query["NextToken"] = token
+            reply = self.call(action, query)
+            yield from dig(reply, path, action)
+            token = next_token_of(reply, action, seen)
+            if token is None:
+                return
+
     def paginate(self, action: str, params: Optional[Mapping[str, Any]], path: Sequence[str],
                  page_size: Optional[int] = None) -> Iterator[dict]:
         """Every item of every page, using the largest page the action allows."""
@@ -551,6 +569,19 @@ class EcsClient:
             if not items or seen >= total or len(items) < size:
                 return
             page += 1
+
+
+def next_token_of(reply: Mapping[str, Any], action: str, seen: set) -> Optional[str]:
+    """The token of the next page; None on the last. A token seen before would loop forever."""
+    token = reply.get("NextToken")
+    if token in (None, ""):
+        return None
+    if not isinstance(token, str) or token in seen:
+        raise EcsApiError(code="MalformedResponse", action=action, request_id=reply.get("RequestId"),
+                          message="NextToken is not a string" if not isinstance(token, str) else
+                          "NextToken repeats an earlier page's")
+    seen.add(token)
+    return token
 
 
 def parse_reply(action: str, reply: HttpReply) -> dict:

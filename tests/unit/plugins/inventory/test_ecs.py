@@ -70,10 +70,11 @@ class FakeEcs:
             return HttpReply(status, {"content-type": "application/json"}, body)
         assert headers["x-acs-action"] == "DescribeInstances"
         found = [i for i in self.instances if i["RegionId"] == params["RegionId"] and self._wanted(i, params)]
-        size, page = int(params["PageSize"]), int(params["PageNumber"])
+        size, start = int(params["MaxResults"]), int(params.get("NextToken") or 0)
         assert size <= 100
-        reply = {"RequestId": f"rid-{len(self.requests)}", "TotalCount": len(found), "PageNumber": page,
-                 "PageSize": size, "Instances": {"Instance": found[(page - 1) * size:page * size]}}
+        more = start + size < len(found)
+        reply = {"RequestId": f"rid-{len(self.requests)}", "TotalCount": len(found),
+                 "NextToken": f"{start + size}" if more else "", "Instances": {"Instance": found[start:start + size]}}
         return HttpReply(200, {"content-type": "application/json"}, json.dumps(reply).encode())
 
     def _wanted(self, item, params):
@@ -215,8 +216,8 @@ def test_every_page_is_read_100_at_a_time(tmp_path):
     fake = FakeEcs(many)
     inventory = run(tmp_path, fake, BASE)
     assert len(inventory.hosts) == 250
-    assert [(r["params"]["PageNumber"], r["params"]["PageSize"]) for r in fake.requests] == [
-        ("1", "100"), ("2", "100"), ("3", "100")]
+    assert [(r["params"].get("NextToken"), r["params"]["MaxResults"]) for r in fake.requests] == [
+        (None, "100"), ("100", "100"), ("200", "100")]
 
 
 def test_several_regions(tmp_path):
@@ -538,7 +539,7 @@ def test_an_api_error_is_not_retried_and_names_its_code(tmp_path):
     ({"RequestId": "r", "TotalCount": 1, "Instances": {"Instance": "i-1"}}, "Instances.Instance is not a list"),
     ({"RequestId": "r", "TotalCount": 1, "Instances": {"Instance": [{"InstanceName": "x"}]}}, "has no InstanceId"),
     ({"RequestId": "r", "TotalCount": 1, "Instances": {"Instance": ["i-1"]}}, "is not an object"),
-    ({"RequestId": "r", "TotalCount": "many", "Instances": {"Instance": []}}, "no integer TotalCount"),
+    ({"RequestId": "r", "NextToken": 7, "Instances": {"Instance": []}}, "NextToken is not a string"),
     (b"\x00\x01 not json", "not a JSON object"),
 ])
 def test_malformed_replies_are_clear_errors(tmp_path, payload, words):

@@ -413,7 +413,7 @@ def test_describe_instances_chunks_ids_and_pages_by_100():
     assert [i["InstanceId"] for i in found] == ids
     assert json.loads(script.requests[0]["query"]["InstanceIds"]) == ids[:100]
     assert json.loads(script.requests[1]["query"]["InstanceIds"]) == ids[100:]
-    assert script.requests[0]["query"]["PageSize"] == "100"
+    assert script.requests[0]["query"]["MaxResults"] == "100" and "PageNumber" not in script.requests[0]["query"]
 
 
 def test_get_key_pair_matches_the_exact_name_and_treats_not_found_as_absent():

@@ -21,6 +21,14 @@ MUTATIONS = {"CreateKeyPair", "ImportKeyPair", "DeleteKeyPairs", "TagResources",
              "AttachKeyPair", "DetachKeyPair"}
 
 
+def token_page(items, params):
+    """One DescribeInstances page as ECS answers MaxResults/NextToken (the token: the next offset)."""
+    size, start = int(params["MaxResults"]), int(params.get("NextToken") or 0)
+    end = start + size
+    return {"TotalCount": len(items), "NextToken": str(end) if end < len(items) else "",
+            "Instances": {"Instance": items[start:end]}}
+
+
 def _error(code, status=400, message="fake"):
     return EcsApiError(code=code, message=message, request_id="fake-rid", http_status=status)
 
@@ -170,8 +178,7 @@ class FakeEcs(EcsClient):
     def _DescribeInstances(self, params):
         items = [dict(i) for i in FakeEcs.instances.values()
                  if not params.get("KeyPairName") or i["KeyPairName"] == params["KeyPairName"]]
-        size, number = int(params["PageSize"]), int(params["PageNumber"])
-        return {"TotalCount": len(items), "Instances": {"Instance": items[(number - 1) * size:number * size]}}
+        return token_page(items, params)
 
     def _attach(self, params, name):
         ids = json.loads(params["InstanceIds"])

@@ -62,8 +62,9 @@ class Fleet(EcsClient):
                 items.append(dict(item, Status="Starting"))
             else:
                 items.append(dict(item))
-        size, number = int(params["PageSize"]), int(params["PageNumber"])
-        return {"TotalCount": len(items), "Instances": {"Instance": items[(number - 1) * size:number * size]}}
+        size, start = int(params["MaxResults"]), int(params.get("NextToken") or 0)
+        return {"TotalCount": len(items), "NextToken": str(start + size) if start + size < len(items) else "",
+                "Instances": {"Instance": items[start:start + size]}}
 
     def _bind(self, params, attach):
         ids = json.loads(params["InstanceIds"])

@@ -176,7 +176,7 @@ def wire(query):
     sent = []
 
     class Client:
-        def paginate(self, action, params, path):
+        def paginate_tokens(self, action, params, path):
             sent.append((action, params))
             return iter(())
 
