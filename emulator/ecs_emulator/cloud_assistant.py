@@ -155,6 +155,7 @@ class Service:
         self.commands: dict[str, Command] = {}
         self.counter = itertools.count(1)
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cloud-assistant")
+        self.agents_stopped: set[str] = set()  # instances whose agent the admin API stopped
 
 
 _SERVICES: dict[int, Service] = {}
@@ -226,8 +227,18 @@ def _instance_rows(ctx: Context, region_id: str, ids: list[str]) -> dict[str, di
 
 
 def _has_agent(ctx: Context, row: dict) -> bool:
-    """Only a Linux instance in a container has an agent to talk to."""
-    return row["os_type"] == "linux" and hasattr(ctx.lifecycle.backend, "exec_in")
+    """Only a Linux instance in a container has an agent to talk to, unless the admin API stopped it."""
+    return (row["os_type"] == "linux" and hasattr(ctx.lifecycle.backend, "exec_in")
+            and row["id"] not in service(ctx).agents_stopped)
+
+
+def set_agent(lifecycle, instance_id: str, running: bool) -> None:
+    """The admin API's switch: the agent of one instance stops (or runs again), as `systemctl stop
+    aliyun.service` would do on an instance; what is sent to it meanwhile is aborted."""
+    with _SERVICES_GUARD:
+        svc = _SERVICES.setdefault(id(lifecycle), Service())
+    with svc.lock:
+        (svc.agents_stopped.discard if running else svc.agents_stopped.add)(instance_id)
 
 
 # --- running ---------------------------------------------------------------------------------------
@@ -263,15 +274,17 @@ def _guarded(work, backend, inv: Invocation, run: InstanceRun) -> None:
 
 
 # The agent writes the script to a private file and runs it with the user's shell in the working
-# directory (default: the user's home), killed at the timeout; stdin is empty.
+# directory (default: the user's home), killed at the timeout; stdin is empty. Both scripts read
+# all of their input first: podman exec loses the output of a process that exits with its stdin
+# unread. Their own failures are exit codes (250 here: no such directory).
 _AGENT_WRAPPER = r"""
 set -u
-dir=${1:-}
-if [ -z "$dir" ]; then dir=$(getent passwd "$(id -un)" | cut -d: -f6); fi
-cd "$dir" 2>/dev/null || { echo "__ecs_emulator_no_dir__" >&2; exit 250; }
 umask 077
 script=$(mktemp) || exit 251
 cat > "$script"
+dir=${1:-}
+if [ -z "$dir" ]; then dir=$(getent passwd "$(id -un)" | cut -d: -f6); fi
+cd "$dir" 2>/dev/null || { rm -f "$script"; exit 250; }
 timeout -s KILL "$2" /bin/sh "$script" </dev/null 2>&1
 rc=$?
 rm -f "$script"
@@ -285,7 +298,7 @@ def _run_command(backend, inv: Invocation, run: InstanceRun) -> None:
                            stdin=inv.content, timeout=inv.timeout + 30)
     if proc.returncode not in (0, None) and b"unable to find user" in proc.stderr:
         run.finish("Invalid", "AccountNotExists")
-    elif proc.returncode == 250 and b"__ecs_emulator_no_dir__" in proc.stdout + proc.stderr:
+    elif proc.returncode == 250:
         run.finish("Invalid", "DirectoryNotExists")
     elif proc.returncode == 137 or proc.returncode is None:
         run.finish("Timeout", "ExecutionTimeout", None, proc.stdout)
@@ -295,16 +308,22 @@ def _run_command(backend, inv: Invocation, run: InstanceRun) -> None:
         run.finish("Failed", "ExitCodeNonzero", proc.returncode, proc.stdout)
 
 
+# The writer's exit codes.
+FILE_ERRORS = {3: "UserNotExists", 4: "GroupNotExists", 5: "DirectoryNotExists", 6: "FileAlreadyExists"}
 _FILE_WRITER = r"""
 set -u
 target=$1 name=$2 owner=$3 group=$4 mode=$5 overwrite=$6
-id -u "$owner" >/dev/null 2>&1 || { echo UserNotExists; exit 3; }
-getent group "$group" >/dev/null 2>&1 || { echo GroupNotExists; exit 3; }
-mkdir -p "$target" || { echo DirectoryNotExists; exit 3; }
-if [ -e "$target/$name" ] && [ "$overwrite" != true ]; then echo FileAlreadyExists; exit 3; fi
-tmp=$(mktemp "$target/.ecs-send-file.XXXXXX") || { echo ExecutionException; exit 3; }
-cat > "$tmp" && chown "$owner:$group" "$tmp" && chmod "$mode" "$tmp" && mv -f "$tmp" "$target/$name" \
-  || { rm -f "$tmp"; echo ExecutionException; exit 3; }
+umask 077
+data=$(mktemp) || exit 7
+cat > "$data"
+trap 'rm -f "$data"' EXIT
+id -u "$owner" >/dev/null 2>&1 || exit 3
+getent group "$group" >/dev/null 2>&1 || exit 4
+mkdir -p "$target" || exit 5
+if [ -e "$target/$name" ] && [ "$overwrite" != true ]; then exit 6; fi
+tmp=$(mktemp "$target/.ecs-send-file.XXXXXX") || exit 7
+cat "$data" > "$tmp" && chown "$owner:$group" "$tmp" && chmod "$mode" "$tmp" && mv -f "$tmp" "$target/$name" \
+  || { rm -f "$tmp"; exit 7; }
 """
 
 
@@ -319,8 +338,10 @@ def _send_file(backend, inv: Invocation, run: InstanceRun) -> None:
     elif proc.returncode is None:
         run.finish("Timeout", "ExecutionTimeout")
     else:
-        code = proc.stdout.decode("utf-8", "replace").strip().splitlines()[-1:] or ["ExecutionException"]
-        run.finish("Failed", code[0])
+        if proc.returncode not in FILE_ERRORS:
+            log.error("SendFile %s on %s: exit %s: %s", inv.invoke_id, run.instance_id, proc.returncode,
+                      proc.stderr.decode("utf-8", "replace").strip()[-300:])
+        run.finish("Failed", FILE_ERRORS.get(proc.returncode, "ExecutionException"))
 
 
 # --- actions ---------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from .accounts import AccessKey, Account
 from .actions import ACTIONS, Config, Context
 from .catalog import ACTIONS as CATALOG_ACTIONS
 from .cloud_assistant import ACTIONS as CLOUD_ASSISTANT_ACTIONS
+from .cloud_assistant import set_agent
 from .errors import ApiError
 from .faults import Fault, FaultError, Faults, from_dict
 from .lifecycle import Lifecycle
@@ -472,10 +473,24 @@ class Handler(BaseHTTPRequestHandler):
             return 200, {"Flushed": emu.request_log is not None}
         if path == "/_admin/ssh-access" and self.command == "POST":
             return self._ssh_access(body)
+        if path == "/_admin/cloud-assistant-agent" and self.command == "POST":
+            return self._agent(body)
         if path == "/_admin/wait-idle" and self.command == "POST":
             # Lets tests wait until queued status transitions are done, without sleeping blindly.
             return 200, {"Idle": emu.lifecycle.wait_idle(timeout=60)}
         return 404, {"Code": "InvalidAction.NotFound", "Message": "Unknown admin endpoint."}
+
+    def _agent(self, body: bytes) -> tuple[int, dict]:
+        """Stops or starts one instance's Cloud Assistant agent."""
+        try:
+            doc = json.loads(body.decode("utf-8") or "{}")
+            instance_id, running = doc["InstanceId"], doc["Running"]
+            if not isinstance(instance_id, str) or not isinstance(running, bool):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return 400, {"Code": "InvalidParameter", "Message": 'expected {"InstanceId": "i-...", "Running": true|false}'}
+        set_agent(self.emulator.lifecycle, instance_id, running)
+        return 200, {"InstanceId": instance_id, "Running": running}
 
     def _ssh_access(self, body: bytes) -> tuple[int, dict]:
         """Opens or closes one podman instance's SSH port to the controller (a security group rule)."""

@@ -211,11 +211,21 @@ def test_commands_and_files_reach_an_instance_whose_ssh_port_is_closed(closed):
     body = api.call("SendFile", RegionId=REGION, InstanceId=[iid], Name="note", TargetDir="/home/ecs-user/sent",
                     Content="two\n")
     one = file_result(api, body["InvokeId"])
-    assert (one["InvocationStatus"], one["ErrorCode"]) == ("Failed", "FileAlreadyExists")
+    assert (one["InvocationStatus"], one["ErrorCode"]) == ("Failed", "FileAlreadyExists"), one
     body = api.call("SendFile", RegionId=REGION, InstanceId=[iid], Name="note", TargetDir="/home/ecs-user/sent",
                     Content="two\n", Overwrite=True)
     assert file_result(api, body["InvokeId"])["InvocationStatus"] == "Success"
     assert podman("exec", f"sshkeys-ecs-{iid}", "cat", "/home/ecs-user/sent/note").stdout == "two\n"
+
+    # An agent that stops: what is sent is aborted, the status says so; started again, it runs.
+    assert process.admin("POST", "/_admin/cloud-assistant-agent", {"InstanceId": iid, "Running": False})[0] == 200
+    body = api.call("RunCommand", RegionId=REGION, Type="RunShellScript", InstanceId=[iid], CommandContent="id")
+    assert result(api, body["InvokeId"])["ErrorCode"] == "ClientNotRunning"
+    status = api.call("DescribeCloudAssistantStatus", RegionId=REGION, InstanceId=[iid])
+    assert status["InstanceCloudAssistantStatusSet"]["InstanceCloudAssistantStatus"][0]["CloudAssistantStatus"] == "false"
+    process.admin("POST", "/_admin/cloud-assistant-agent", {"InstanceId": iid, "Running": True})
+    body = api.call("RunCommand", RegionId=REGION, Type="RunShellScript", InstanceId=[iid], CommandContent="id")
+    assert result(api, body["InvokeId"])["InvocationStatus"] == "Success"
 
     # The admin API opens the port (a security group rule); sshd answers again.
     status_code, _body = process.admin("POST", "/_admin/ssh-access", {"InstanceId": iid, "Open": True})
