@@ -9,14 +9,16 @@ the API: same checks, same addresses, same boot through the backend.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from .actions import Context, run_instances
+from .backend import VIRTUAL_POOL
 from .errors import ApiError
 
 # Image ids as ECS names its public images; the emulator only looks at the "win" prefix
 # (README.md, "Instances").
 IMAGES = {"linux": "debian_12_x64_20G_alibase.vhd", "windows": "win2022_datacenter_x64_dtc_en-us_40G_alibase.vhd"}
-CREATE_FIELDS = {"account", "region", "os", "count", "name", "key_pair", "image", "password"}
+CREATE_FIELDS = {"account", "region", "os", "count", "name", "key_pair", "image", "password", "virtual"}
 PATHS = ("/_admin/instances", "/_admin/reset")
 
 
@@ -67,26 +69,39 @@ def create_instances(emu, doc: dict) -> dict:
     for field, param in (("name", "InstanceName"), ("key_pair", "KeyPairName"), ("password", "Password")):
         if doc.get(field):
             params[param] = str(doc[field])
-    ctx = Context(emu.state, emu.lifecycle, emu.config, account, params)
+    if not isinstance(doc.get("virtual", False), bool):
+        raise ApiError("InvalidParameter.Virtual", "virtual must be true or false.")
+    # A virtual instance beside containers: a row only, with an address where nothing listens.
+    # (With the virtual backend every instance is one already, on the emulator's own pool.)
+    # Windows instances are rows only in every backend (README.md, "Instances"): the same range.
+    windows = params["ImageId"].lower().startswith("win")
+    virtual = (bool(doc.get("virtual")) or windows) and emu.lifecycle.backend.name != "virtual"
+    config = replace(emu.config, address_pool=VIRTUAL_POOL) if virtual else emu.config
+    ctx = Context(emu.state, emu.lifecycle, config, account, params)
     ids = run_instances(ctx)["InstanceIdSets"]["InstanceIdSet"]
+    if virtual:
+        # Before the boot jobs are queued (post_commit): the lifecycle reads the flag at boot.
+        with emu.state.tx() as db:
+            db.execute(f"UPDATE instances SET virtual = 1 WHERE id IN ({','.join('?' * len(ids))})", ids)
     for job in ctx.post_commit:
         job()
     with emu.state.read() as db:
         rows = db.execute(f"SELECT * FROM instances WHERE id IN ({','.join('?' * len(ids))}) ORDER BY seq", ids).fetchall()
-    return {"Backend": emu.lifecycle.backend.name, "Instances": [_summary(r) for r in rows]}
+    return {"Backend": emu.lifecycle.backend.name, "Instances": [_summary(r, emu) for r in rows]}
 
 
 def list_instances(emu) -> list[dict]:
     with emu.state.read() as db:
         rows = db.execute("SELECT * FROM instances ORDER BY seq").fetchall()
-    return [_summary(r) for r in rows]
+    return [_summary(r, emu) for r in rows]
 
 
-def _summary(row) -> dict:
+def _summary(row, emu) -> dict:
     # No password: it is kept for the backend only and never leaves the emulator.
+    runs = emu.lifecycle.backend.name != "virtual" and not row["virtual"] and row["os_type"] == "linux"
     return {"InstanceId": row["id"], "Account": row["account"], "RegionId": row["region"], "InstanceName": row["name"],
             "OSType": row["os_type"], "Status": row["status"], "Address": row["address"],
-            "KeyPairName": row["key_pair_name"] or ""}
+            "KeyPairName": row["key_pair_name"] or "", "Kind": emu.lifecycle.backend.name if runs else "virtual"}
 
 
 def reset(emu) -> dict:

@@ -11,7 +11,14 @@ only hears about key pairs through the BootSpec of the next boot.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
+
+# Instance addresses (docs/development.md lists the loopback ranges of the project): containers
+# publish sshd on CONTAINER_POOL; instances nothing runs take VIRTUAL_POOL, where nothing listens,
+# so that a ping or a login meant for one never reaches another emulator's container.
+CONTAINER_POOL = ipaddress.IPv4Network("127.0.10.0/24")
+VIRTUAL_POOL = ipaddress.IPv4Network("127.0.90.0/24")
 
 
 @dataclass(frozen=True)

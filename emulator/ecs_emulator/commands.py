@@ -50,9 +50,9 @@ def add_commands(sub) -> None:
     instances_parser = sub.add_parser("instances", help="create or list instances")
     instances = instances_parser.add_subparsers(dest="instances_command", required=True)
     create = instances.add_parser("create", parents=[where], help="create instances (RunInstances) and wait until they run",
-                                  description="Create instances through RunInstances in any account and region. Whether "
-                                              "they are podman containers with sshd or virtual rows is the emulator's "
-                                              "--instances; Windows instances are always virtual.")
+                                  description="Create instances through RunInstances in any account and region. With "
+                                              "--instances podman, Linux instances are containers with sshd unless "
+                                              "--virtual; with --instances virtual, and for Windows, they are rows only.")
     create.add_argument("--os", choices=("linux", "windows"), default="linux", help="default linux")
     create.add_argument("--count", type=int, default=1, help="how many (1 to 100, default 1)")
     create.add_argument("--name", default="", help="InstanceName (default: the instance id)")
@@ -62,6 +62,9 @@ def add_commands(sub) -> None:
                              "Windows instance)")
     create.add_argument("--account", default="", metavar="NAME", help="account (default: the first one)")
     create.add_argument("--region", default="", help="region (default: the first one served)")
+    create.add_argument("--virtual", action="store_true",
+                        help="with an emulator that runs podman instances: rows only, no container, addresses from "
+                             "127.0.90.0/24 (Windows instances always are)")
     create.add_argument("--no-wait", action="store_true", help="return while they are still Pending")
     create.add_argument("--json", action="store_true", help="print the answer as JSON")
     create.set_defaults(run=run_create)
@@ -186,15 +189,16 @@ def run_env(args: argparse.Namespace) -> int:
 
 
 def _print_instances(backend: str, instances: list[dict]) -> None:
-    print(f"{'INSTANCE ID':24} {'STATUS':8} {'OS':7} {'ADDRESS':15} {'ACCOUNT':10} {'REGION':14} {'KEY PAIR':16} NAME")
+    print(f"{'INSTANCE ID':24} {'STATUS':8} {'OS':7} {'KIND':7} {'ADDRESS':15} {'ACCOUNT':10} {'REGION':14} "
+          f"{'KEY PAIR':16} NAME")
     for i in instances:
-        print(f"{i['InstanceId']:24} {i['Status']:8} {i['OSType']:7} {i['Address']:15} {i['Account']:10} "
+        print(f"{i['InstanceId']:24} {i['Status']:8} {i['OSType']:7} {i['Kind']:7} {i['Address']:15} {i['Account']:10} "
               f"{i['RegionId']:14} {i['KeyPairName'] or '-':16} {i['InstanceName']}")
     print(f"{len(instances)} instance(s), backend {backend}")
 
 
 def run_create(args: argparse.Namespace) -> int:
-    body = {"os": args.os, "count": args.count}
+    body = {"os": args.os, "count": args.count, "virtual": args.virtual}
     for field in ("name", "key_pair", "image", "account", "region"):
         if getattr(args, field):
             body[field] = getattr(args, field)

@@ -60,13 +60,13 @@ class Lifecycle:
                     row = db.execute("SELECT * FROM instances WHERE id = ?", (instance_id,)).fetchone()
                 if row is None or row["generation"] != generation:
                     return  # deleted or superseded by a newer transition
-                final = "Running"
+                final = "Running" if kind == "boot" else "Stopped"
                 try:
-                    if kind == "boot":
+                    # A virtual instance is a row only, whatever the backend: nothing to start or stop.
+                    if kind == "boot" and not row["virtual"]:
                         self.backend.boot(boot_spec(row, self.ssh_port))
-                    else:
+                    elif kind != "boot" and not row["virtual"]:
                         self.backend.halt(instance_id)
-                        final = "Stopped"
                 except Exception as exc:  # a backend failure must not kill the worker
                     log.error("instance %s: backend %s failed: %s", instance_id, kind, exc.__class__.__name__)
                     final = "Stopped"
@@ -82,7 +82,7 @@ class Lifecycle:
         """At start: reconcile the backend with the state, then finish interrupted transitions."""
         with self.state.read() as db:
             rows = db.execute("SELECT * FROM instances").fetchall()
-        running = [boot_spec(r, self.ssh_port) for r in rows if r["status"] == "Running"]
+        running = [boot_spec(r, self.ssh_port) for r in rows if r["status"] == "Running" and not r["virtual"]]
         try:
             self.backend.reconcile(running, {r["id"] for r in rows})
         except Exception as exc:  # the API must still come up; the backend said what failed

@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS instances (
     name TEXT NOT NULL, image_id TEXT NOT NULL, instance_type TEXT NOT NULL,
     os_type TEXT NOT NULL, status TEXT NOT NULL, address TEXT NOT NULL UNIQUE,
     key_pair_name TEXT, public_key TEXT, password TEXT, password_login INTEGER NOT NULL,
-    resource_group TEXT NOT NULL, created TEXT NOT NULL, generation INTEGER NOT NULL DEFAULT 0
+    resource_group TEXT NOT NULL, created TEXT NOT NULL, generation INTEGER NOT NULL DEFAULT 0,
+    virtual INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS instances_keypair ON instances (account, region, key_pair_name);
 """
@@ -51,6 +52,14 @@ class State:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """A state file written before a column existed gets it, with its default."""
+        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(instances)")}
+        if "virtual" not in columns:
+            # 1: a row only, even when the backend runs containers (ecs-emulator instances create --virtual).
+            self._db.execute("ALTER TABLE instances ADD COLUMN virtual INTEGER NOT NULL DEFAULT 0")
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:

@@ -186,6 +186,37 @@ def test_env_waits_for_an_emulator_that_is_starting(tmp_path):
     assert "ALIBABA_CLOUD_ECS_ENDPOINT=http://127.0.0.1:" in out
 
 
+def test_virtual_flag_on_a_virtual_emulator_changes_nothing_and_bad_values_are_refused(running):
+    out = ok("instances", "create", "--virtual", "--ready-file", ready(running))
+    assert " virtual 127.0.90.1 " in out
+    status, body = running.admin("POST", "/_admin/instances", {"virtual": "yes"})
+    assert (status, body["Code"]) == (400, "InvalidParameter.Virtual")
+
+
+def test_a_state_file_from_before_the_virtual_column_gets_it(tmp_path):
+    import sqlite3
+
+    from ecs_emulator.state import State
+
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE instances (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, "
+                "account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL, image_id TEXT NOT NULL, "
+                "instance_type TEXT NOT NULL, os_type TEXT NOT NULL, status TEXT NOT NULL, address TEXT NOT NULL UNIQUE, "
+                "key_pair_name TEXT, public_key TEXT, password TEXT, password_login INTEGER NOT NULL, "
+                "resource_group TEXT NOT NULL, created TEXT NOT NULL, generation INTEGER NOT NULL DEFAULT 0)")
+    old.execute("INSERT INTO instances (id, account, region, name, image_id, instance_type, os_type, status, address, "
+                "password_login, resource_group, created) VALUES ('i-old', 'default', 'cn-hangzhou', 'old', 'img', "
+                "'t', 'linux', 'Running', '127.0.10.9', 1, 'rg', 'now')")
+    old.commit()
+    old.close()
+    state = State(str(path))
+    with state.read() as db:
+        row = db.execute("SELECT virtual FROM instances WHERE id = 'i-old'").fetchone()
+    state.close()
+    assert row["virtual"] == 0  # what it was: an instance of the backend
+
+
 def test_help_names_every_command():
     out = ok("--help")
     for command in ("serve", "env", "instances", "reset", "fault"):
@@ -209,8 +240,8 @@ def test_podman_instances_from_the_command_line_log_in_and_reset_removes_them(in
     try:
         key, public = new_key(tmp_path, "cli-key")
         endpoint = emulator.ready["endpoint"].removeprefix("http://")
-        SDKS["sdk1"](endpoint, tuple(emulator.ready["accounts"][0]["access_keys"][0][k] for k in ("id", "secret"))).call(
-            "ImportKeyPair", RegionId=REGION, KeyPairName="cli-key", PublicKeyBody=public)
+        client = SDKS["sdk1"](endpoint, tuple(emulator.ready["accounts"][0]["access_keys"][0][k] for k in ("id", "secret")))
+        client.call("ImportKeyPair", RegionId=REGION, KeyPairName="cli-key", PublicKeyBody=public)
         out = ok("instances", "create", "--key-pair", "cli-key", "--json", "--ready-file", ready_file)
         created = json.loads(out)
         assert created["Backend"] == "podman"
@@ -219,6 +250,23 @@ def test_podman_instances_from_the_command_line_log_in_and_reset_removes_them(in
         assert can_login(key, "ecs-user", instance["Address"])
         name = f"sshkeys-ecs-{instance['InstanceId']}"
         assert podman("container", "exists", name).returncode == 0
+        # Beside it, a virtual Linux instance and a Windows one: rows only, on the range where
+        # nothing listens, and no container.
+        extra = json.loads(ok("instances", "create", "--virtual", "--json", "--ready-file", ready_file))["Instances"]
+        extra += json.loads(ok("instances", "create", "--os", "windows", "--json", "--ready-file", ready_file))["Instances"]
+        for item in extra:
+            assert item["Kind"] == "virtual" and item["Status"] == "Running" and item["Address"].startswith("127.0.90.")
+            assert podman("container", "exists", f"sshkeys-ecs-{item['InstanceId']}").returncode == 1
+        listed = ok("instances", "list", "--ready-file", ready_file)
+        assert f"{instance['InstanceId']:24} Running  linux   podman " in listed
+        # A virtual instance stops through the API like any other, still without a container.
+        client.call("StopInstance", InstanceId=extra[0]["InstanceId"])
+        deadline = time.monotonic() + 30
+        while client.call("DescribeInstances", RegionId=REGION, InstanceIds=json.dumps([extra[0]["InstanceId"]]))[
+                "Instances"]["Instance"][0]["Status"] != "Stopped":
+            assert time.monotonic() < deadline, "the virtual instance did not stop"
+            time.sleep(0.1)
+        assert podman("container", "exists", f"sshkeys-ecs-{extra[0]['InstanceId']}").returncode == 1
         ok("reset", "--ready-file", ready_file)
         assert podman("container", "exists", name).returncode == 1
     finally:
