@@ -38,6 +38,7 @@ PASSWORD_SPECIALS = "()`~!@#$%^&*-_+=|{}[]:;'<>,.?/"
 class Config:
     regions: tuple[str, ...] = DEFAULT_REGIONS
     strict_delete: bool = True         # today's ECS: refuse to delete attached key pairs (--legacy-delete: the guide's)
+    windows_refuses_call: bool = False  # --windows-refuses-call: a Windows instance fails the whole Attach/Detach call
     accept_ed25519: bool = True
     address_pool: ipaddress.IPv4Network = ipaddress.IPv4Network("127.0.10.0/24")
     ssh_port: int = 22
@@ -362,6 +363,16 @@ def delete_key_pairs(ctx: Context) -> dict:
     return {}
 
 
+def _refuse_windows_call(db: sqlite3.Connection, account: str, region_id: str, ids: list[str]) -> None:
+    """The whole call refused when one instance runs Windows: the AttachKeyPair reference lists
+    DependencyViolation.WindowsInstance as an error of the call (403, this message)."""
+    marks = ",".join("?" * len(ids))
+    if db.execute(f"SELECT 1 FROM instances WHERE account=? AND region=? AND os_type='windows' AND id IN ({marks}) "
+                  "LIMIT 1", [account, region_id, *ids]).fetchone():
+        raise ApiError("DependencyViolation.WindowsInstance",
+                       "The instance creating is windows, cannot use ssh key pair to login", 403)
+
+
 def _bind(ctx: Context, attach: bool) -> dict:
     region_id = region(ctx)
     name = req(ctx, "KeyPairName")
@@ -377,6 +388,8 @@ def _bind(ctx: Context, attach: bool) -> dict:
                 (acct, region_id, name)).fetchone() is None):
             # 400 and this message: the AttachKeyPair and DetachKeyPair references' error tables.
             raise ApiError("InvalidKeyPairName.NotFound", "The specified KeyPairName does not exist in our records.", 400)
+        if ctx.config.windows_refuses_call:
+            _refuse_windows_call(db, acct, region_id, ids)
         for iid in ids:
             row = db.execute("SELECT * FROM instances WHERE id=? AND account=? AND region=?",
                              (iid, acct, region_id)).fetchone()
