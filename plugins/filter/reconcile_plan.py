@@ -25,7 +25,10 @@ options:
     elements: dict
     required: true
   found:
-    description: The C(key_pairs) lists of the regions, in the same order (or the registered loop results of the info module).
+    description:
+      - The C(key_pairs) lists of the regions, in the same order, or the registered loop results of the info module.
+      - From those results, C(taken_names) (with O(sshkeys.ecs.ecs_keypair_info#module:find_taken_names)) plans
+        the detach that frees a name a deleted key pair left taken, before its import.
     type: list
     elements: raw
     required: true
@@ -41,7 +44,8 @@ RETURN = r"""
 _value:
   description:
     - C(drift) (bool), C(changes) (one readable line per difference) and C(regions), one plan per region with
-      the lists C(import), C(replace), C(retag), C(attach), C(detach), C(unlisted), C(delete) and C(unmanaged).
+      the lists C(free), C(import), C(replace), C(retag), C(attach), C(detach), C(unlisted), C(delete) and C(unmanaged);
+      C(jobs), the same as flat lists of module calls (C(free), C(keypair), C(attach), C(detach), C(delete)).
   type: dict
 """
 
@@ -55,9 +59,10 @@ def reconcile_plan(regions, found):
     """The account plan of a desired state, given the key pairs found in each region."""
     if not isinstance(regions, list) or not isinstance(found, list):
         raise AnsibleFilterError('reconcile_plan expects the list of desired regions and the list of key pairs found')
+    taken = [item.get('taken_names') or {} if isinstance(item, dict) else {} for item in found]
     found = [item.get('key_pairs', []) if isinstance(item, dict) else item for item in found]
     with filter_errors('reconcile_plan'):
-        return plan_regions(regions, found)
+        return plan_regions(regions, found, taken)
 
 
 class FilterModule:

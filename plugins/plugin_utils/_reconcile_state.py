@@ -145,6 +145,8 @@ class _Checker:
             return []
         out = []
         for index, item in enumerate(value):
+            if isinstance(item, _Withheld):
+                continue
             if not isinstance(item, str) or not item:
                 self.add(f"{where}[{index}]", f"must be a non-empty string, not {_kind(item)}")
             else:
@@ -153,6 +155,8 @@ class _Checker:
 
     def public_key(self, text: Any, where: str, ecs: bool) -> Optional[Any]:
         """A parsed public key; private keys and invalid lines are problems (never quoted)."""
+        if isinstance(text, _Withheld):
+            return None  # a pasted private key, reported by _scan_private
         if not isinstance(text, str):
             self.add(where, f"must be a public key line, not {_kind(text)}")
             return None
@@ -202,6 +206,21 @@ class _Checker:
         return lines[0]
 
 
+class _Withheld(str):
+    """Stands in for a value that held a private key: already reported, never checked or quoted again."""
+
+
+def _withhold_private(value: Any) -> Any:
+    """A copy of the document with every string that holds a private key replaced by _Withheld()."""
+    if isinstance(value, dict):
+        return {key: _withhold_private(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_withhold_private(item) for item in value]
+    if isinstance(value, str) and looks_like_private_key(value):
+        return _Withheld()
+    return value
+
+
 def _kind(value: Any) -> str:
     if value is None:
         return "nothing"
@@ -238,13 +257,14 @@ def validate_state(doc: Any, base_dir: str = ".", source: str = "desired state",
     """The normalised desired state, or StateError listing every problem found."""
     private: List[str] = []
     _scan_private(doc, "", private)
-    if private:
-        # Nothing else is checked: the other messages could echo parts of the pasted key.
-        raise StateError(source, private)
     check = _Checker(base_dir, read_file)
+    # Every problem goes into one failure, a pasted private key's included; the values that hold
+    # one are withheld from the other checks, so that no other message can quote a part of it.
+    check.problems.extend(private)
+    doc = _withhold_private(doc)
     if doc is None:
         raise StateError(source, ["the file is empty"])
-    if not check.mapping(doc, "", TOP_KEYS, ("version",)):
+    if isinstance(doc, _Withheld) or not check.mapping(doc, "", TOP_KEYS, ("version",)):
         raise StateError(source, check.problems)
     if "version" in doc and doc["version"] != SCHEMA_VERSION:
         check.add("version", f"must be {SCHEMA_VERSION} (the only format this collection reads), not {doc['version']!r}")

@@ -183,6 +183,23 @@ def test_private_key_anywhere_is_refused_without_echo(where):
     assert "b3BlbnNz" not in str(caught.value)
 
 
+def test_a_pasted_private_key_does_not_hide_the_other_problems():
+    # One run lists them all: the pasted key, a private key file, and a plain mistake.
+    doc = region([{"name": "ok-name", "public_key": PRIVATE}, {"name": "other", "public_key_file": "id_ed25519"},
+                  {"name": "2nd", "public_key": K1, "tags": {"note": PRIVATE}}])
+    doc["authorized_keys"] = [{"hosts": "all", "users": [{"name": "root", "keys": [PRIVATE, K1], "exclusive": True}]}]
+    found = problems(doc, files={"/state/id_ed25519": PRIVATE.encode()})
+    assert [p.split(":")[0] for p in found] == [
+        "regions.cn-hangzhou.key_pairs[0].public_key",
+        "regions.cn-hangzhou.key_pairs[2].tags.note",
+        "authorized_keys[0].users[0].keys[0]",
+        "regions.cn-hangzhou.key_pairs[1] (other).public_key_file",
+        "regions.cn-hangzhou.key_pairs[2]",
+    ], found
+    assert "name '2nd' must start with a letter" in found[4]
+    assert "b3BlbnNz" not in str(found)
+
+
 def test_private_key_file_is_refused_without_echo():
     found = problems(region([{"name": "ok-name", "public_key_file": "id_ed25519"}]),
                      files={"/state/id_ed25519": PRIVATE.encode()})
@@ -272,6 +289,30 @@ def test_plan_unlisted_holders_reported_or_detached():
     assert free["changes"] == []
 
 
+def test_plan_frees_a_name_a_deleted_key_pair_left_taken():
+    held = [{"instance_id": "i-abc2"}, {"instance_id": "i-abc1"}]
+    listed = plan_regions([desired({"name": "deploy", "public_key": K1, "instances": ["i-abc1", "i-abc3"]})], [[]],
+                          [{"deploy": held}])
+    plan = listed["regions"][0]
+    assert plan["free"] == [{"name": "deploy", "instance_ids": ["i-abc1", "i-abc2"]}]
+    assert plan["import"] == ["deploy"]
+    # The instances that showed the name hold nothing once it is freed: all listed ones are attached.
+    assert plan["attach"] == [{"name": "deploy", "instance_ids": ["i-abc1", "i-abc3"], "imported": True}]
+    assert listed["changes"][0] == ("cn-hangzhou: free the name deploy: detach it from i-abc1, i-abc2, which still show"
+                                    " it (a key pair of that name was deleted while attached; ECS keeps the name taken"
+                                    " until then)")
+    assert listed["jobs"]["free"] == [{"name": "deploy", "instance_ids": ["i-abc1", "i-abc2"], "region": "cn-hangzhou",
+                                       "label": "cn-hangzhou: free the name deploy (i-abc1, i-abc2)"}]
+    # Without an instances list the former holders get the key pair back.
+    free = plan_region(desired({"name": "deploy", "public_key": K1}), [], {"deploy": held})
+    assert free["attach"] == [{"name": "deploy", "instance_ids": ["i-abc1", "i-abc2"], "imported": True}]
+    assert free["changes"][-1] == "cn-hangzhou: attach deploy to i-abc1, i-abc2 again once imported; effective at their next restart"
+    # A name held by its own key pair is not taken; a taken name not in the state is not touched.
+    assert plan_region(desired({"name": "deploy", "public_key": K1}), [found("deploy", K1)], {"other": held})["free"] == []
+    with pytest.raises(ValueError):
+        plan_regions([desired({"name": "deploy", "public_key": K1})], [[]], [])
+
+
 def test_plan_prune_and_ignore():
     pairs = [found("legacy-1", K1), found("stray", K2, {}, ["i-abc9"]), found("keep", K3)]
     plan = plan_region(desired({"name": "keep", "public_key": K3}, prune=True, ignore=["legacy-*"]), pairs)
@@ -292,8 +333,24 @@ def test_plan_regions_sums_up_and_checks_lengths():
     out = plan_regions([one], [[]])
     assert out["drift"] and out["changes"] == [f"cn-hangzhou: import key pair deploy ({FP[K1]})"]
     assert not plan_regions([], [])["drift"]
+    assert out["jobs"]["keypair"] == [{"name": "deploy", "public_key": K1, "tags": None, "region": "cn-hangzhou",
+                                       "label": "cn-hangzhou: key pair deploy"}]
     with pytest.raises(ValueError):
         plan_regions([one], [])
+
+
+def test_plan_jobs_are_flat_and_small():
+    # One item per module call, without the region's plan in it: a failure shows the item, not the plan.
+    two = desired({"name": "deploy", "public_key": K1, "instances": ["i-abc1"]}, prune=True, reboot=True)
+    out = plan_regions([two], [[found("deploy", K1), found("stray", K2, {}, ["i-abc2"]), found("old", K3)]])
+    assert out["jobs"] == {
+        "free": [],
+        "keypair": [],
+        "attach": [{"name": "deploy", "instance_ids": ["i-abc1"], "imported": False, "region": "cn-hangzhou",
+                    "reboot": True, "label": "cn-hangzhou: attach deploy (i-abc1)"}],
+        "detach": [],
+        "delete": [{"region": "cn-hangzhou", "names": ["old", "stray"], "label": "cn-hangzhou: delete old, stray"}],
+    }
 
 
 # ------------------------------------------------------------------------------------ host plan
@@ -328,6 +385,30 @@ def test_an_exclusive_user_with_no_keys_is_passed_on_only_when_allowed():
                                    "remove": []}]
 
 
+def test_exclusive_boot_users_keep_their_instance_key_pair():
+    # ECS writes the bound key pair's key into root's and ecs-user's files at every boot.
+    pair = desired({"name": "login", "public_key": K3, "instances": ["i-abc1"]})["key_pairs"][0]
+    state = entries({"hosts": "web", "users": [
+        {"name": "ecs-user", "exclusive": True, "keys": [K1]},
+        {"name": "root", "exclusive": True, "keys": [K3]},
+        {"name": "admin", "exclusive": True, "keys": [K1]},
+        {"name": "ecs-user", "path": "/etc/ssh/keys/ecs-user", "exclusive": True, "keys": [K1]},
+    ]}, {"hosts": "db", "users": [{"name": "root", "keys": [K1]}]})
+    out = host_users(state, [["h1", "h2"], ["h1"]], {"h1": pair})
+    users = {(u["name"], u.get("path")): u for u in out["hosts"]["h1"]}
+    assert users[("ecs-user", None)]["add"] == [K1, K3]
+    # Listed already, not a boot user, another file: unchanged.
+    assert users[("root", None)]["add"] == [K3, K1]
+    assert users[("admin", None)]["add"] == [K1]
+    assert users[("ecs-user", "/etc/ssh/keys/ecs-user")]["add"] == [K1]
+    # A host whose instance the state does not list under a key pair gets nothing implied.
+    assert {u["name"]: u["add"] for u in out["hosts"]["h2"] if "path" not in u}["ecs-user"] == [K1]
+    assert out["implied"] == [f"h1: ecs-user keeps key pair login ({FP[K3]}), which ECS writes into that file at every boot"]
+    # Not exclusive: nothing is removed at all, so nothing is implied.
+    loose = host_users(entries({"hosts": "web", "users": [{"name": "root", "keys": [K1]}]}), [["h1"]], {"h1": pair})
+    assert loose["hosts"]["h1"][0]["add"] == [K1] and loose["implied"] == []
+
+
 def test_host_users_contradiction_and_path():
     state = entries(
         {"hosts": "a", "users": [{"name": "root", "keys": [K1], "path": "/etc/ssh/keys/root"}]},
@@ -348,12 +429,22 @@ def test_host_report():
         "h2": {"changed": False, "results": []},
         "h3": {},
         "h4": {"failed": True, "msg": "boom"},
+        "h5": {"unreachable": True, "changed": False, "msg": "Failed to connect to the host via ssh:\nConnection refused"},
+        "h6": {"failed": True, "msg": "One or more items failed", "results": [
+            {"failed": True, "msg": "user nobody-here does not exist", "item": {"name": "nobody-here"}},
+            {"changed": False, "user": "root"}]},
     })
     assert report["changes"] == [f"h1: authorized_keys of ecs-user: add {FP[K1]}; remove {FP[K2]}"]
-    assert report["errors"] == ["h3: no result (unreachable, or the role failed)",
-                                "h4: the authorized_keys role failed: boom"]
+    # A host that was not checked is an error, never a host without drift.
+    assert report["errors"] == [
+        "h3: not checked (no result: the host was not reached, or the run stopped before it)",
+        "h4: the authorized_keys role failed: boom",
+        "h5: unreachable, not checked: Failed to connect to the host via ssh: Connection refused",
+        "h6: the authorized_keys role failed: nobody-here: user nobody-here does not exist",
+    ]
     assert report["drift"]
     assert host_report({"h2": {"changed": False, "results": []}}) == {"changes": [], "errors": [], "drift": False}
+    assert host_report({"h7": {"unreachable": True, "msg": "x" * 400}})["errors"][0].endswith("x...")
 
 
 def test_the_documented_example_is_valid():
