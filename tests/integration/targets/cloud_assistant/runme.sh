@@ -196,7 +196,7 @@ ansible-playbook "${inv[@]}" "$work/rotate.yml" -e "proof_host=$address" >"$work
 [ "$("${ssh_login[@]}" -i "$work/rotated" "ecs-user@$address" id -un)" = ecs-user ] || fail "the rotated key does not log in"
 if "${ssh_login[@]}" -i "$work/recovered" "ecs-user@$address" true 2>/dev/null; then fail "the old key still logs in"; fi
 
-step "faults: Windows, stopped, timeout, throttling while polling"
+step "faults: Windows, stopped, timeout, no agent, throttling while polling"
 if ansible "${inv[@]}" windows_box -m ansible.builtin.ping >"$work/out" 2>&1; then fail "Windows answered"; fi
 grep -q "cannot run shell scripts" "$work/out" || { cat "$work/out"; fail "Windows: unclear error"; }
 if ansible "${inv[@]}" stopped_box -m ansible.builtin.ping >"$work/out" 2>&1; then fail "a stopped instance answered"; fi
@@ -204,6 +204,10 @@ grep -q "is not Running" "$work/out" || { cat "$work/out"; fail "stopped: unclea
 if ansible "${inv[@]}" box -m ansible.builtin.command -a "sleep 20" -e ansible_cloud_assistant_timeout=2 \
   >"$work/out" 2>&1; then fail "the timeout did not stop the command"; fi
 grep -q "timed out after 2 s" "$work/out" || { cat "$work/out"; fail "timeout: unclear error"; }
+$fleet agent "$linux" false >/dev/null
+if ansible "${inv[@]}" box -m ansible.builtin.ping >"$work/out" 2>&1; then fail "answered without an agent"; fi
+grep -q "agent is not running" "$work/out" || { cat "$work/out"; fail "no agent: unclear error"; }
+$fleet agent "$linux" true >/dev/null
 $fleet faults add '{"faults": [{"action": "DescribeInvocationResults", "kind": "throttling", "count": 2}]}' >/dev/null
 ansible "${inv[@]}" box -m ansible.builtin.command -a "echo after-throttling" >"$work/out" 2>&1 \
   || { cat "$work/out"; fail "throttling while polling was not ridden out"; }

@@ -4,6 +4,7 @@
 
 usage: ca_fleet.py make WORK          -> WORK/fleet.json: a Linux, a stopped Linux and a Windows instance
        ca_fleet.py open IID           -> opens the instance's SSH port to the controller
+       ca_fleet.py agent IID true|false -> starts or stops the instance's Cloud Assistant agent
        ca_fleet.py mark               -> prints the request log's current line count
        ca_fleet.py calls MARK         -> the ECS actions logged since MARK, as {action: count}
        ca_fleet.py contents SECRET..  -> fails if any command sent holds one of the values
@@ -92,6 +93,8 @@ def main(argv: list) -> int:
         result = make(args[0])
     elif command == "open":
         result = ecs_sdk.admin("/_admin/ssh-access", {"InstanceId": args[0], "Open": True})
+    elif command == "agent":
+        result = ecs_sdk.admin("/_admin/cloud-assistant-agent", {"InstanceId": args[0], "Running": args[1] == "true"})
     elif command == "mark":
         print(len(log_lines()))
         return 0
