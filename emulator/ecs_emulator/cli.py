@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "(InvalidParameter.KeypairAlreadyAttachedInstance), as ECS does today")
     serve.add_argument("--strict-delete", dest="strict_delete", action="store_true",
                        help="the default (kept for scripts that name it)")
+    serve.add_argument("--windows-refuses-call", action="store_true",
+                       help="AttachKeyPair/DetachKeyPair with a Windows instance among the ids fail as a whole "
+                            "(403 DependencyViolation.WindowsInstance) instead of for that instance only")
     serve.add_argument("--ed25519", choices=("accept", "reject"), default="accept",
                        help="whether ImportKeyPair accepts ssh-ed25519 keys (not on the published list; default accept)")
     serve.add_argument("--fault", type=_fault, action="append", default=[], metavar="SPEC",
@@ -169,7 +172,8 @@ def serve(args: argparse.Namespace) -> int:
     state_id = state.meta_set_default("state_id", secrets.token_hex(6))
     regions = tuple(r.strip() for r in args.regions.split(",") if r.strip())
     pool = args.address_pool or default_pool(args.instances)
-    config = Config(regions=regions, strict_delete=args.strict_delete, accept_ed25519=args.ed25519 == "accept",
+    config = Config(regions=regions, strict_delete=args.strict_delete, windows_refuses_call=args.windows_refuses_call,
+                    accept_ed25519=args.ed25519 == "accept",
                     address_pool=pool, ssh_port=args.ssh_port)
     backend = make_backend(args.instances, state_id, args.ssh_port, args.ssh_closed)
     lifecycle = Lifecycle(state, backend, args.ssh_port, 0.0 if args.fast else args.transition_seconds)
