@@ -159,11 +159,18 @@ def test_private_key_files_0600(cloud_runs, section, request):
     for name in ("cloud_key", "local_key"):
         path = cloud_runs["home"] / ".ssh" / name
         modes[name] = oct(stat.S_IMODE(path.stat().st_mode)) if path.exists() else "missing"
-    leftovers = [p.name for p in (cloud_runs["home"] / ".ssh").iterdir() if p.name not in modes]
-    section.add(["saved private keys are 0600, no temporary file left", "2 files",
-                 ", ".join(f"{k} {v}" for k, v in modes.items()) + (f"; left over: {leftovers}" if leftovers else "")],
+    # generate: local writes the public half next to the private key, readable by all.
+    public = cloud_runs["home"] / ".ssh" / "local_key.pub"
+    public_mode = oct(stat.S_IMODE(public.stat().st_mode)) if public.exists() else "missing"
+    leftovers = [p.name for p in (cloud_runs["home"] / ".ssh").iterdir() if p.name not in modes and p != public]
+    section.add(["saved private keys are 0600, the local key's .pub 0644, no temporary file left", "2 files and a .pub",
+                 ", ".join(f"{k} {v}" for k, v in modes.items()) + f", local_key.pub {public_mode}"
+                 + (f"; left over: {leftovers}" if leftovers else "")],
                 node=request.node)
     assert modes == {"cloud_key": "0o600", "local_key": "0o600"}
+    assert public_mode == "0o644"
+    public_text = public.read_text(encoding="ascii")
+    assert public_text.startswith(("ssh-", "ecdsa-")) and "PRIVATE" not in public_text and public_text.count("\n") == 1
     assert not leftovers
     # The passphrase really protects the local key: ssh-keygen cannot read it without it.
     local = str(cloud_runs["home"] / ".ssh" / "local_key")
