@@ -1,10 +1,12 @@
-"""Checks that the relative links of the Markdown documentation point at files that exist.
+"""Checks that the links of the Markdown documentation point at files that exist.
 
     python tools/docs_links.py [--junit FILE]   # exit 1 when a link is broken
 
 Covers README.md, docs/**/*.md, roles/*/README.md, benchmarks/README.md and emulator/README.md
-(whichever exist). Web links and links within a page (#...) are not followed. One JUnit test case
-per file.
+(whichever exist). A relative link must name a file of the checkout; so must a link into the
+repository itself (`<repository of galaxy.yml>/blob/main/<path>`), which the pages the tarball
+ships use for files it leaves out (tools/artifact_files.py --links checks that). Other web links
+and links within a page (#...) are not followed. One JUnit test case per file.
 """
 
 from __future__ import annotations
@@ -23,6 +25,15 @@ INLINE = re.compile(r"\[[^\]\n]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 REFERENCE = re.compile(r"^\s*\[[^\]]+\]:\s*(\S+)", re.MULTILINE)
 FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 CODE = re.compile(r"`[^`\n]*`")
+REPOSITORY = re.compile(r"^repository:\s*(\S+)\s*$", re.MULTILINE)
+
+
+def repository_blob(root: Path = ROOT) -> str:
+    """The address prefix of a file of the repository's main branch, from galaxy.yml."""
+    found = REPOSITORY.search((root / "galaxy.yml").read_text(encoding="utf-8"))
+    if not found:
+        raise ValueError("galaxy.yml names no repository")
+    return found.group(1).rstrip("/") + "/blob/main/"
 
 
 def targets(text: str) -> list[str]:
@@ -30,13 +41,23 @@ def targets(text: str) -> list[str]:
     return INLINE.findall(text) + REFERENCE.findall(text)
 
 
-def broken_links(path: Path) -> list[str]:
+def is_relative(target: str) -> bool:
+    """Not a web or mail link, nor an anchor on the same page."""
+    return not (re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE) or target.startswith("#"))
+
+
+def broken_links(path: Path, root: Path = ROOT, blob: str | None = None) -> list[str]:
+    blob = blob or repository_blob(root)
     broken = []
     for target in targets(path.read_text(encoding="utf-8")):
-        if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE) or target.startswith("#"):
-            continue  # a web or mail link, or an anchor on the same page
-        local = target.split("#", 1)[0]
-        if not (path.parent / local).exists():
+        if target.startswith(blob):
+            # A link into this repository: the file must be in the checkout, so it cannot rot.
+            local = root / target[len(blob):].split("#", 1)[0]
+        elif is_relative(target):
+            local = path.parent / target.split("#", 1)[0]
+        else:
+            continue
+        if not local.exists():
             broken.append(target)
     return broken
 
@@ -51,9 +72,10 @@ def files() -> list[Path]:
 def main(argv: list[str]) -> int:
     junit = Path(argv[argv.index("--junit") + 1]) if "--junit" in argv else None
     cases = []
+    blob = repository_blob()
     for path in files():
         name = str(path.relative_to(ROOT))
-        broken = broken_links(path)
+        broken = broken_links(path, blob=blob)
         message = f"{name}: broken links: {', '.join(broken)}" if broken else None
         cases.append(Case("docs.links", name, failure=message, text=message))
         if message:

@@ -2,7 +2,8 @@
 # The shipped artifact:
 #   1. `ansible-galaxy collection build` of a clean copy holds the collection and nothing of the
 #      emulator, benchmarks, CI or tooling, and exactly the files docs/development.md lists
-#      (tools/artifact_files.py);
+#      (tools/artifact_files.py); the relative links of its Markdown files name files it holds
+#      (tools/artifact_files.py --links: a file left out is linked in the repository instead);
 #   2. installed into an empty path, ansible-doc finds every module, inventory plugin and filter;
 #   3. a playbook that sees only the installed copy (tools/artifact/installed.yml) drives a fresh
 #      emulator with virtual instances: create a key pair, read it back, attach, detach, delete,
@@ -71,6 +72,11 @@ if ! "$VENV/bin/python" "$ROOT/tools/artifact_files.py" "$tarball" "$src/docs/de
   problems+="the artifact's files differ from the list in docs/development.md: $(head -n 10 "$STAGE_RESULTS/files.log" | tr '\n' ' ') "
 fi
 record contents "$([ -z "$problems" ]; echo $?)" "$problems"
+# The shipped pages' links work on Galaxy and once installed: a relative link names a file of the
+# tarball, a file it leaves out is linked in the repository (tools/artifact_files.py --links).
+"$VENV/bin/python" "$ROOT/tools/artifact_files.py" --links "$tarball" >"$STAGE_RESULTS/links.log" 2>&1
+code=$?
+record links "$code" "links of the shipped pages that are dead once installed: $(head -n 5 "$STAGE_RESULTS/links.log" | tr '\n' ' ')"
 
 # --- 2. installed: ansible-doc ---------------------------------------------------------------
 export ANSIBLE_COLLECTIONS_PATH=$work/installed ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false

@@ -37,3 +37,33 @@ def test_only_relative_links_outside_code_are_checked(tool, tmp_path):
 
 def test_the_repository_readme_is_among_the_checked_files(tool):
     assert ROOT / "README.md" in tool.files()
+
+
+BLOB = "https://example.org/acme/coll/blob/main/"
+
+
+def test_links_into_the_repository_must_name_files_of_the_checkout(tool, tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "kept.md").write_text("x\n")
+    page = tmp_path / "docs" / "page.md"
+    page.write_text(
+        f"[there]({BLOB}docs/kept.md#part) [gone]({BLOB}docs/gone.md#part) [elsewhere](https://example.org/other/blob/main/x.md)\n"
+    )
+    assert tool.broken_links(page, root=tmp_path, blob=BLOB) == [f"{BLOB}docs/gone.md#part"]
+
+
+def test_the_repository_address_comes_from_galaxy_yml(tool, tmp_path):
+    (tmp_path / "galaxy.yml").write_text("namespace: acme\nrepository: https://example.org/acme/coll/\nissues: x\n")
+    assert tool.repository_blob(tmp_path) == BLOB
+    (tmp_path / "galaxy.yml").write_text("namespace: acme\n")
+    with pytest.raises(ValueError):
+        tool.repository_blob(tmp_path)
+
+
+def test_the_checkout_links_into_the_repository_are_checked(tool):
+    # The pages of this checkout do link into the repository (for files the tarball leaves out).
+    blob = tool.repository_blob()
+    linked = [target for page in tool.files() for target in tool.targets(page.read_text(encoding="utf-8"))
+              if target.startswith(blob)]
+    assert linked
+    assert all(not tool.broken_links(page) for page in tool.files())
