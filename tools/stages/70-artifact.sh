@@ -157,7 +157,8 @@ grep -qE "collection location = $work/installed\$" "$log" || problems+="ansible-
 # The private keys stayed in their files (0600): none of their lines appears in the verbose log.
 written=0
 for key in "$play"/keys/*; do
-  [ -f "$key" ] || continue
+  # generate: local writes the public half beside each private key (NAME.pub): that one is public.
+  [ -f "$key" ] && [ "${key%.pub}" = "$key" ] || continue
   written=$((written + 1))
   [ "$(stat -c %a "$key")" = 600 ] || problems+="$(basename "$key") is not mode 0600. "
   mapfile -t key_lines < <(grep -v -e '^-----' -e '^$' "$key")
