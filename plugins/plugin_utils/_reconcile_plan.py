@@ -232,16 +232,20 @@ def host_users(entries: Sequence[Mapping[str, Any]], entry_hosts: Sequence[Seque
             unmatched.append(f"authorized_keys[{index}]: hosts {quote_input(entry['hosts'])} matches no host of the inventory")
         for host in hosts:
             users = per_host.setdefault(str(host), {})
-            for user in entry["users"]:
+            for position, user in enumerate(entry["users"]):
+                # Where the state file names this user, for messages about it (the role ignores it).
+                place = f"authorized_keys[{index}].users[{position}] ({user['name']})"
                 merged = users.get((user["name"], user["path"] or ""))
                 if merged is None:
                     users[(user["name"], user["path"] or "")] = {
                         "name": user["name"], "path": user["path"], "exclusive": user["exclusive"],
                         "allow_empty": user["allow_empty"],
                         "add": [_role_key(k) for k in user["keys"]], "remove": list(user["remove"]),
+                        "entries": [place],
                         "_seen": {(k["identity"], k.get("options")) for k in user["keys"]},
                     }
                     continue
+                merged["entries"].append(place)
                 merged["exclusive"] = merged["exclusive"] or user["exclusive"]
                 merged["allow_empty"] = merged["allow_empty"] or user["allow_empty"]
                 for key in user["keys"]:

@@ -68,7 +68,8 @@ def test_plan_and_hosts_filters(tmp_path):
     assert plan["regions"][0]["import"] == ["deploy"]
     assert plan["regions"][0]["attach"] == [{"name": "deploy", "instance_ids": ["i-abc1"], "imported": True}]
     hosts = reconcile_hosts.reconcile_hosts(state["authorized_keys"], [["web-1"]])
-    assert hosts["hosts"] == {"web-1": [{"name": "root", "exclusive": False, "allow_empty": False, "add": [KEY], "remove": []}]}
+    assert hosts["hosts"] == {"web-1": [{"name": "root", "exclusive": False, "allow_empty": False, "add": [KEY], "remove": [],
+                                         "entries": ["authorized_keys[0].users[0] (root)"]}]}
     with pytest.raises(AnsibleFilterError, match="unexpected input"):
         reconcile_plan.reconcile_plan(state["regions"], [])
     with pytest.raises(AnsibleFilterError, match="unexpected input"):

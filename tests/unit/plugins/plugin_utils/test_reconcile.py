@@ -370,19 +370,21 @@ def test_host_users_merge():
     assert out["problems"] == []
     assert out["warnings"] == ["authorized_keys[2]: hosts 'nothing' matches no host of the inventory"]
     assert out["hosts"]["h1"] == [{"name": "ecs-user", "exclusive": False, "allow_empty": False, "add": [K1],
-                                   "remove": []},
+                                   "remove": [], "entries": ["authorized_keys[0].users[0] (ecs-user)"]},
                                   {"name": "root", "exclusive": False, "allow_empty": False, "add": [],
-                                   "remove": [IDENT[K3]]}]
+                                   "remove": [IDENT[K3]], "entries": ["authorized_keys[0].users[1] (root)"]}]
     # h2: the union of keys, exclusive because one entry says so (remove then has no use).
     assert out["hosts"]["h2"][0] == {"name": "ecs-user", "exclusive": True, "allow_empty": False,
-                                     "add": [K1, {"key": K2, "comment": "c"}], "remove": []}
+                                     "add": [K1, {"key": K2, "comment": "c"}], "remove": [],
+                                     "entries": ["authorized_keys[0].users[0] (ecs-user)",
+                                                 "authorized_keys[1].users[0] (ecs-user)"]}
 
 
 def test_an_exclusive_user_with_no_keys_is_passed_on_only_when_allowed():
     state = entries({"hosts": "web", "users": [{"name": "leaver", "exclusive": True, "allow_empty": True}]})
     out = host_users(state, [["h1"]])
     assert out["hosts"]["h1"] == [{"name": "leaver", "exclusive": True, "allow_empty": True, "add": [],
-                                   "remove": []}]
+                                   "remove": [], "entries": ["authorized_keys[0].users[0] (leaver)"]}]
 
 
 def test_exclusive_boot_users_keep_their_instance_key_pair():
