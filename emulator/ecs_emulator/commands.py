@@ -209,16 +209,15 @@ def run_create(args: argparse.Namespace) -> int:
         if not _admin(args, "POST", "/_admin/wait-idle").get("Idle"):
             raise CommandError("the instances did not finish booting within 60 s; see `ecs-emulator instances list`")
         answer["Instances"] = [i for i in _admin(args, "GET", "/_admin/instances")["Instances"] if i["InstanceId"] in created]
-    answer.pop("RequestId", None)
-    if args.json:
-        print(json.dumps(answer, indent=2))
-    else:
-        _print_instances(answer["Backend"], answer["Instances"])
-    return 0
+    return _show_instances(args, answer)
 
 
 def run_list(args: argparse.Namespace) -> int:
-    answer = _admin(args, "GET", "/_admin/instances")
+    return _show_instances(args, _admin(args, "GET", "/_admin/instances"))
+
+
+def _show_instances(args: argparse.Namespace, answer: dict) -> int:
+    """The admin API's answer about instances, as JSON (--json) or as a table."""
     answer.pop("RequestId", None)
     if args.json:
         print(json.dumps(answer, indent=2))

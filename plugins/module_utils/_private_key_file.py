@@ -237,20 +237,32 @@ def write_public_key_file(path: str, line: str) -> None:
     except OSError as exc:
         raise KeyFileError(f"cannot create a file next to public key file {path}: "
                            f"{exc.strerror or type(exc).__name__}") from None
+    _fill_and_rename(fd, temp, path, (line + "\n").encode("utf-8"), 0o644, f"public key file {path} cannot be written")
+
+
+def _fill_and_rename(fd: int, temp: str, path: str, data: bytes, mode: Optional[int], failed: str) -> None:
+    """``data`` into the temporary file open on ``fd`` (its mode set first when given), renamed
+    over ``path``, the directory synced. On an error the temporary file goes and KeyFileError
+    says ``failed`` with the reason: whatever was at ``path`` stays as it was."""
     try:
         try:
-            os.fchmod(fd, 0o644)
-            _write_all(fd, (line + "\n").encode("utf-8"))
+            if mode is not None:
+                os.fchmod(fd, mode)
+            _write_all(fd, data)
         finally:
             os.close(fd)
         os.replace(temp, path)
     except OSError as exc:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise KeyFileError(f"public key file {path} cannot be written: {exc.strerror or type(exc).__name__}") from None
+        _discard(temp)
+        raise KeyFileError(f"{failed}: {exc.strerror or type(exc).__name__}") from None
     sync_directory(path)
+
+
+def _discard(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -390,20 +402,13 @@ class PendingMarker:
                            "meaning": "CreateKeyPair was sent for this key pair and its private key is not "
                                       "saved yet; sshkeys.ecs.ecs_keypair removes this file"}).encode("utf-8")
         temp = f"{self.path}.{os.getpid()}.tmp"
+        failed = f"cannot write the marker {self.path}"
         try:
             fd = _create_private(temp)
-            try:
-                _write_all(fd, body + b"\n")
-            finally:
-                os.close(fd)
-            os.replace(temp, self.path)
         except OSError as exc:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
-            raise KeyFileError(f"cannot write the marker {self.path}: {exc.strerror or type(exc).__name__}") from None
-        sync_directory(self.path)
+            _discard(temp)  # left by a crashed run of this same process id: the next run may create it
+            raise KeyFileError(f"{failed}: {exc.strerror or type(exc).__name__}") from None
+        _fill_and_rename(fd, temp, self.path, body + b"\n", None, failed)
 
     def remove(self) -> None:
         try:
