@@ -220,8 +220,19 @@ class Emulator:
         return entries
 
     def mark(self) -> int:
-        """A position in the request log; pass it to entries_since/writes_since."""
-        return len(self.log_entries())
+        """A position in the request log; pass it to entries_since/writes_since.
+
+        The emulator writes a request's line after it has sent the answer, so a request the
+        caller just got its answer to may not be logged yet: the count is taken once it holds
+        still, or an earlier request would show up as one made after the mark."""
+        count = len(self.log_entries())
+        for _attempt in range(20):
+            time.sleep(0.05)
+            again = len(self.log_entries())
+            if again == count:
+                break
+            count = again
+        return count
 
     def entries_since(self, mark: int) -> List[Dict[str, Any]]:
         return self.log_entries()[mark:]

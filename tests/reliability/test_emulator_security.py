@@ -229,9 +229,9 @@ CASES: List[Tuple[str, str, Callable, Tuple[int, Tuple[str, ...]]]] = [
     ("other account", "B deletes A's key pair", cross("DeleteKeyPairs", lambda c: {
         "KeyPairNames": json.dumps([c["victim"]])}), (404, ("InvalidKeyPair.NotFound",))),
     ("other account", "B attaches A's key pair to B's instance", cross("AttachKeyPair", lambda c: {
-        "KeyPairName": c["victim"], "InstanceIds": json.dumps(c["own_instances"])}), (404, ("InvalidKeyPairName.NotFound",))),
+        "KeyPairName": c["victim"], "InstanceIds": json.dumps(c["own_instances"])}), (400, ("InvalidKeyPairName.NotFound",))),
     ("other account", "B detaches A's key pair from A's instance", cross("DetachKeyPair", lambda c: {
-        "KeyPairName": c["victim"], "InstanceIds": json.dumps(c["instances"][:1])}), (404, ("InvalidKeyPairName.NotFound",))),
+        "KeyPairName": c["victim"], "InstanceIds": json.dumps(c["instances"][:1])}), (400, ("InvalidKeyPairName.NotFound",))),
     ("other account", "B attaches its key pair to A's instance", attach_victims_instance, (200, ("InvalidInstanceId.NotFound",))),
     ("other account", "B tags A's key pair", cross("TagResources", lambda c: {
         "ResourceType": "keypair", "ResourceId.1": c["victim"], "Tag.1.Key": "owner", "Tag.1.Value": "b"}),
