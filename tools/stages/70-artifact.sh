@@ -158,7 +158,7 @@ grep -qE "collection location = $work/installed\$" "$log" || problems+="ansible-
 written=0
 for key in "$play"/keys/*; do
   # generate: local writes the public half beside each private key (NAME.pub): that one is public.
-  [ -f "$key" ] && [ "${key%.pub}" = "$key" ] || continue
+  if [ ! -f "$key" ] || [ "${key%.pub}" != "$key" ]; then continue; fi
   written=$((written + 1))
   [ "$(stat -c %a "$key")" = 600 ] || problems+="$(basename "$key") is not mode 0600. "
   mapfile -t key_lines < <(grep -v -e '^-----' -e '^$' "$key")
