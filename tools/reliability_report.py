@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 from pathlib import Path
 from typing import Any, Dict, List
@@ -61,9 +62,14 @@ def load_section(path: Path) -> Dict[str, Any]:
     return doc
 
 
+# The temporary directories a run used say nothing about the collection: shown as $TMPDIR/.
+_RUN_TEMP = re.compile(r"/tmp/(?:pytest-of-[^/\s]+/pytest-\d+/)?")
+
+
 def cell(value: Any) -> str:
-    """A table cell: one line, pipes escaped, long text cut."""
-    text = str(value).replace("\r", " ").replace("\n", " ").replace("|", "\\|").strip()
+    """A table cell: one line, pipes escaped, the run's temporary paths shortened, long text cut."""
+    text = _RUN_TEMP.sub("$TMPDIR/", str(value))
+    text = text.replace("\r", " ").replace("\n", " ").replace("|", "\\|").strip()
     if len(text) > 160:
         text = text[:157] + "..."
     return text or " "
